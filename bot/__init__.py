@@ -1,0 +1,1 @@
+"""The Slack side of drop-caller: the slash command, the confirmation card and its buttons."""

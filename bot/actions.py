@@ -1,0 +1,215 @@
+"""The card's buttons: Disconnect caller (one per call) and Cancel."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.cards import (
+    CANCEL_ACTION,
+    DISCONNECT_ACTION_PREFIX,
+    Block,
+    escape,
+    outcome_card,
+    progress_card,
+)
+from bot.errors import BotError
+from bot.phone import mask_number
+from bot.services import Services
+from bot.store import Claim, ClaimStatus, DropRequest
+from genesys.errors import GenesysError
+
+logger = logging.getLogger(__name__)
+
+DISCONNECT_ACTION = re.compile(rf"^{DISCONNECT_ACTION_PREFIX}(\d{{1,2}})$")
+_REQUEST_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the button handlers to `app`."""
+
+    def disconnect_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
+    ) -> None:
+        handle_disconnect_click(ack, body, action, respond, client, services)
+
+    def cancel_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
+    ) -> None:
+        handle_cancel_click(ack, body, action, respond, client, services)
+
+    app.action(DISCONNECT_ACTION)(disconnect_clicked)
+    app.action(CANCEL_ACTION)(cancel_clicked)
+
+
+def handle_disconnect_click(
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: Respond,
+    client: WebClient,
+    services: Services,
+) -> None:
+    """Authorise, claim the request atomically, re-check and disconnect, update the card."""
+    ack()
+    matched = DISCONNECT_ACTION.match(str(action.get("action_id", "")))
+    position = int(matched.group(1)) if matched else -1
+    request = _authorised_request(body, action, respond, services)
+    if request is None:
+        return
+    user_id = body["user"]["id"]
+    try:
+        claim = services.store.claim(request.id, user_id, position)
+    except BotError as exc:
+        _tell(respond, f":warning: {escape(str(exc))}")
+        return
+    if _report_unclaimed(claim, respond, client, services):
+        return
+    claimed = claim.request
+    assert claimed is not None
+    chosen = claimed.chosen
+    assert chosen is not None
+    logger.info(
+        "%s approved dropping %s from %s",
+        user_id,
+        mask_number(claimed.number),
+        chosen.conversation_id,
+    )
+    _update_card(client, respond, claimed, *progress_card(claimed, services.now()))
+    try:
+        result = services.calls.disconnect_participant(
+            chosen.conversation_id, chosen.participant_id, claimed.number
+        )
+    except GenesysError as exc:
+        logger.warning("Disconnect for request %s failed: %r", claimed.id, exc)
+        final = services.store.finish(
+            claimed.id,
+            succeeded=False,
+            outcome="failed",
+            detail=str(exc),
+            error_code=exc.code,
+            context_id=exc.context_id,
+        )
+    except Exception:
+        # A bug, not a Genesys answer: record it so the request is not left "approving".
+        services.store.finish(
+            claimed.id,
+            succeeded=False,
+            outcome="failed",
+            detail="The bot hit an internal error; check the call in Genesys Cloud.",
+        )
+        raise
+    else:
+        final = services.store.finish(
+            claimed.id,
+            # "unconfirmed" is not a failure: Genesys accepted the request; the card says
+            # plainly that the caller had not yet been seen to leave.
+            succeeded=True,
+            outcome=result.outcome.value,
+            detail=result.detail,
+        )
+    _update_card(client, respond, final, *outcome_card(final, services.now()))
+
+
+def handle_cancel_click(
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: Respond,
+    client: WebClient,
+    services: Services,
+) -> None:
+    """Authorise, cancel the request atomically, update the card."""
+    ack()
+    request = _authorised_request(body, action, respond, services)
+    if request is None:
+        return
+    try:
+        claim = services.store.cancel(request.id, body["user"]["id"])
+    except BotError as exc:
+        _tell(respond, f":warning: {escape(str(exc))}")
+        return
+    if _report_unclaimed(claim, respond, client, services):
+        return
+    assert claim.request is not None
+    _update_card(client, respond, claim.request, *outcome_card(claim.request, services.now()))
+
+
+def _authorised_request(
+    body: dict[str, Any], action: dict[str, Any], respond: Respond, services: Services
+) -> DropRequest | None:
+    """The request a click refers to, if the clicker may act on it; otherwise say why not."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    channel_id = str(
+        (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+    )
+    request_id = str(action.get("value", ""))
+    refusal = services.authoriser.refusal(user_id=user_id, channel_id=channel_id)
+    if refusal:
+        logger.info("Refused a click from %s in %s", user_id, channel_id)
+        _tell(respond, refusal)
+        return None
+    try:
+        request = services.store.get(request_id) if _REQUEST_ID.match(request_id) else None
+    except BotError as exc:
+        _tell(respond, f":warning: {escape(str(exc))}")
+        return None
+    team_id = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    if request is None or request.channel_id != channel_id or request.team_id != team_id:
+        _tell(respond, "The bot has no such request here, so nothing was done.")
+        return None
+    return request
+
+
+def _report_unclaimed(
+    claim: Claim, respond: Respond, client: WebClient, services: Services
+) -> bool:
+    """Tell the clicker why their click did nothing; False when the claim succeeded."""
+    if claim.status == ClaimStatus.CLAIMED:
+        return False
+    request = claim.request
+    if claim.status == ClaimStatus.EXPIRED and request is not None:
+        _update_card(client, respond, request, *outcome_card(request, services.now()))
+        _tell(respond, "This request had expired, so nothing was disconnected.")
+    elif claim.status == ClaimStatus.ALREADY_DECIDED and request is not None:
+        who = f" by <@{request.decided_by}>" if request.decided_by else ""
+        _tell(
+            respond, f"This request was already {request.state.value}{who}; nothing more was done."
+        )
+    else:
+        _tell(respond, "The bot has no such request here, so nothing was done.")
+    return True
+
+
+def _update_card(
+    client: WebClient, respond: Respond, request: DropRequest, text: str, blocks: list[Block]
+) -> None:
+    """Replace the card in place: chat.update where we posted it, else the click's response_url."""
+    if request.message_ts:
+        try:
+            client.chat_update(
+                channel=request.channel_id, ts=request.message_ts, text=text, blocks=blocks
+            )
+        except SlackApiError as exc:
+            logger.warning(
+                "chat.update failed for request %s: %s", request.id, exc.response.get("error")
+            )
+        else:
+            return
+    answer = respond(text=text, blocks=blocks, replace_original=True)
+    if answer.status_code != 200:
+        logger.error(
+            "Could not update the card of request %s (HTTP %s)", request.id, answer.status_code
+        )
+
+
+def _tell(respond: Respond, text: str) -> None:
+    """An ephemeral note to the clicker that leaves the card as it is."""
+    answer = respond(text=text, response_type="ephemeral", replace_original=False)
+    if answer.status_code != 200:
+        logger.warning("Could not tell the clicker (HTTP %s)", answer.status_code)

@@ -1,0 +1,121 @@
+"""The `/drop-caller` slash command: answer at once, look the number up, post the card."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.cards import USAGE, confirmation_card, escape
+from bot.errors import BotError, PhoneNumberError
+from bot.phone import display_number, mask_number, parse_phone_number
+from bot.services import Services
+from genesys.errors import GenesysError
+
+logger = logging.getLogger(__name__)
+
+COMMAND = "/drop-caller"
+_EXAMPLE = "`/drop-caller +1 555 123 4567`"
+# Posting into a channel the bot is not a member of fails with one of these.
+_NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the slash command to `app`."""
+
+    def drop_caller_command(
+        ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, context: Any
+    ) -> None:
+        handle_drop_command(ack, command, respond, client, context, services)
+
+    app.command(COMMAND)(drop_caller_command)
+
+
+def handle_drop_command(
+    ack: Ack,
+    command: dict[str, Any],
+    respond: Respond,
+    client: WebClient,
+    context: Any,
+    services: Services,
+) -> None:
+    """Check, acknowledge within Slack's 3 seconds, then look the number up and post the card.
+
+    Everything before `ack` is local and fast; Genesys is only called after it.
+    """
+    text = (command.get("text") or "").strip()
+    user_id = command.get("user_id", "")
+    channel_id = command.get("channel_id", "")
+    if text.lower() in ("", "help"):
+        ack(USAGE)
+        return
+    refusal = services.authoriser.refusal(user_id=user_id, channel_id=channel_id)
+    if refusal:
+        logger.info("Refused /drop-caller from %s in %s", user_id, channel_id)
+        ack(refusal)
+        return
+    try:
+        number = parse_phone_number(text, services.default_region)
+    except PhoneNumberError as exc:
+        shown = escape(text[:64].replace("`", "'"))
+        ack(f"{exc} I read `{shown}`. Give the caller's number, for example {_EXAMPLE}.")
+        return
+    shown_number = escape(display_number(number))
+    ack(f":mag: Looking for a live call with {shown_number}…")
+    logger.info("%s asked to drop %s in %s", user_id, mask_number(number), channel_id)
+
+    try:
+        matches = services.calls.find_active_calls(number)
+    except GenesysError as exc:
+        logger.warning("Lookup of %s failed: %r", mask_number(number), exc)
+        respond(
+            text=f":warning: Could not look up {shown_number}: {escape(str(exc))}",
+            response_type="ephemeral",
+        )
+        return
+    if not matches:
+        respond(
+            text=f"No active call for {shown_number}. Nothing to drop.",
+            response_type="ephemeral",
+        )
+        return
+
+    try:
+        request = services.store.create_request(
+            team_id=command.get("team_id", ""),
+            channel_id=channel_id,
+            requester_id=user_id,
+            number=number,
+            candidates=matches,
+            ttl_seconds=services.request_ttl,
+            response_url=command.get("response_url"),
+        )
+    except BotError as exc:
+        respond(text=f":warning: {escape(str(exc))}", response_type="ephemeral")
+        return
+    card_text, blocks = confirmation_card(request, services.now())
+    try:
+        posted = client.chat_postMessage(channel=channel_id, text=card_text, blocks=blocks)
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else None
+        if error not in _NOT_A_MEMBER:
+            logger.error("Could not post the card for request %s: %s", request.id, error)
+            respond(
+                text=f":warning: Could not post the confirmation card ({escape(str(error))}).",
+                response_type="ephemeral",
+            )
+            return
+        # The bot is not in this channel: the command's response_url can still post here.
+        answer = respond(text=card_text, blocks=blocks, response_type="in_channel")
+        if answer.status_code != 200:
+            logger.error("Could not post the card for request %s at all", request.id)
+        return
+    try:
+        services.store.set_message(request.id, str(posted["ts"]))
+    except BotError:
+        # The card is out; its buttons still reach the request, and clicks update it in place
+        # through their own response_url.
+        logger.exception("Could not record where request %s was posted", request.id)

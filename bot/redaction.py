@@ -1,0 +1,64 @@
+"""A logging filter that keeps phone numbers and secrets out of every log line.
+
+It is attached to the handlers, so it sees every record that is written out, from any
+logger: ours, Bolt's (which logs a whole request body when a signature is wrong), slack_sdk's
+and the Genesys SDK's.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+from bot.phone import mask_number
+
+# A run of 7 to 15 digits, optionally led by "+" (or "%2B" in a URL-encoded body), with the
+# separators people and URL encoding put between digits.
+_PHONE = re.compile(
+    r"(?<![\w.%])(?:\+|%2[Bb])?\d(?:(?:[\s().+/-]{1,2}|%20|%2[Bb])?\d){6,14}(?![\w%])"
+)
+# Slack tokens, Bearer tokens and HTTP Basic credentials.
+_TOKENS = re.compile(
+    r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|(?i:bearer|basic)\s+[A-Za-z0-9._~+/=-]+)"
+)
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return `text` with secrets replaced and phone numbers masked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    text = _TOKENS.sub(REDACTED, text)
+    return _PHONE.sub(lambda match: mask_number(match.group(0).replace("%2B", "+")), text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message (and traceback text) before it is formatted."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        # Longest first, so a secret that contains another is replaced whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage(), self._secrets)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self._secrets)
+        return True
+
+
+def configure_logging(level: str, secrets: Iterable[str]) -> None:
+    """Log to stderr through the redacting filter; replaces any existing root handlers."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)

@@ -1,0 +1,213 @@
+"""Configuration, read once from an environment mapping into a typed object.
+
+Every missing or invalid variable is reported together (`SettingsError`), and secrets never
+appear in `repr()` or messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import phonenumbers
+
+from genesys.regions import RegionError, resolve_api_host
+
+Mode = Literal["http", "socket"]
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+
+
+class SettingsError(Exception):
+    """One or more configuration problems; `problems` lists each as a sentence."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"drop-caller cannot start; fix the configuration (.env):\n{lines}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot reads from its environment."""
+
+    mode: Mode
+    slack_bot_token: str = field(repr=False)
+    slack_signing_secret: str | None = field(repr=False)
+    slack_app_token: str | None = field(repr=False)
+    slack_api_url: str | None
+    genesys_api_host: str
+    genesys_client_id: str
+    genesys_client_secret: str = field(repr=False)
+    genesys_timeout: float
+    supervisors: frozenset[str]
+    channels: frozenset[str] | None
+    default_region: str
+    request_ttl: int
+    database_url: str = field(repr=False)
+    port: int
+    log_level: str
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log filter to blank out."""
+        values = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.genesys_client_secret,
+        ]
+        return [v for v in values if v]
+
+
+def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Settings:
+    """Read and check the configuration; raise `SettingsError` naming every problem.
+
+    `mode` forces a transport; without it Socket Mode is used when `SLACK_APP_TOKEN` is set,
+    HTTP mode otherwise.
+    """
+    problems: list[str] = []
+
+    def get(name: str) -> str | None:
+        value = environ.get(name, "").strip()
+        return value or None
+
+    def require(name: str, what: str) -> str:
+        value = get(name)
+        if value is None:
+            problems.append(f"{name} is not set: {what}.")
+            return ""
+        return value
+
+    app_token = get("SLACK_APP_TOKEN")
+    signing_secret = get("SLACK_SIGNING_SECRET")
+    chosen: Mode = mode or ("socket" if app_token else "http")
+
+    bot_token = require("SLACK_BOT_TOKEN", "the Bot User OAuth Token (xoxb-…) from the Slack app")
+    if bot_token and not bot_token.startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-.")
+    if chosen == "socket":
+        if app_token is None:
+            problems.append(
+                "SLACK_APP_TOKEN is not set: Socket Mode needs an app-level token (xapp-…) "
+                "with the connections:write scope."
+            )
+        elif not app_token.startswith("xapp-"):
+            problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-.")
+    elif signing_secret is None:
+        problems.append(
+            "SLACK_SIGNING_SECRET is not set: HTTP mode needs the app's Signing Secret "
+            "(or set SLACK_APP_TOKEN to use Socket Mode)."
+        )
+
+    client_id = require("GENESYS_CLIENT_ID", "the Genesys Cloud OAuth client id")
+    client_secret = require("GENESYS_CLIENT_SECRET", "the Genesys Cloud OAuth client secret")
+    api_host = ""
+    try:
+        api_host = resolve_api_host(get("GENESYS_REGION"), get("GENESYS_API_URL"))
+    except RegionError as exc:
+        problems.append(f"{exc}.")
+
+    supervisors = _id_list(get("DROP_CALLER_SUPERVISORS"), _USER_ID)
+    if supervisors.invalid:
+        problems.append(
+            "DROP_CALLER_SUPERVISORS must list Slack user IDs such as U012ABCDEF, "
+            f"comma-separated; these are not: {', '.join(supervisors.invalid)}."
+        )
+    channels = _id_list(get("DROP_CALLER_CHANNELS"), _CHANNEL_ID)
+    if channels.invalid:
+        problems.append(
+            "DROP_CALLER_CHANNELS must list Slack channel IDs such as C012ABCDEF, "
+            f"comma-separated; these are not: {', '.join(channels.invalid)}."
+        )
+
+    default_region = (get("DROP_CALLER_DEFAULT_REGION") or "US").upper()
+    if default_region not in phonenumbers.SUPPORTED_REGIONS:
+        problems.append(
+            f"DROP_CALLER_DEFAULT_REGION {default_region!r} is not a two-letter region code "
+            "such as US, GB or AU."
+        )
+    ttl = _positive_int(get("DROP_CALLER_REQUEST_TTL"), 300, "DROP_CALLER_REQUEST_TTL", problems)
+    port = _positive_int(get("PORT"), 3000, "PORT", problems)
+    if port > 65535:
+        problems.append(f"PORT must be at most 65535, got {port}.")
+    timeout = _positive_float(get("GENESYS_TIMEOUT"), 10.0, "GENESYS_TIMEOUT", problems)
+    log_level = (get("LOG_LEVEL") or "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
+    database_url = get("DATABASE_URL") or "sqlite:///drop_caller.db"
+    if not database_url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+        problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL.")
+    slack_api_url = get("SLACK_API_URL")
+    if slack_api_url and not slack_api_url.startswith(("http://", "https://")):
+        problems.append("SLACK_API_URL must be an http(s) URL such as https://slack.com/api/.")
+
+    if problems:
+        raise SettingsError(problems)
+    return Settings(
+        mode=chosen,
+        slack_bot_token=bot_token,
+        slack_signing_secret=signing_secret,
+        slack_app_token=app_token,
+        slack_api_url=_with_slash(slack_api_url),
+        genesys_api_host=api_host,
+        genesys_client_id=client_id,
+        genesys_client_secret=client_secret,
+        genesys_timeout=timeout,
+        supervisors=frozenset(supervisors.valid),
+        channels=frozenset(channels.valid) if channels.valid else None,
+        default_region=default_region,
+        request_ttl=ttl,
+        database_url=database_url,
+        port=port,
+        log_level=log_level,
+    )
+
+
+@dataclass(frozen=True)
+class _IdList:
+    valid: list[str]
+    invalid: list[str]
+
+
+def _id_list(raw: str | None, pattern: re.Pattern[str]) -> _IdList:
+    items = [item.strip() for item in (raw or "").split(",") if item.strip()]
+    return _IdList(
+        valid=[i for i in items if pattern.match(i)],
+        invalid=[i for i in items if not pattern.match(i)],
+    )
+
+
+def _positive_int(raw: str | None, default: int, name: str, problems: list[str]) -> int:
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.append(f"{name} must be a whole number, got {raw!r}.")
+        return default
+    if value <= 0:
+        problems.append(f"{name} must be greater than zero, got {value}.")
+    return value
+
+
+def _positive_float(raw: str | None, default: float, name: str, problems: list[str]) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(f"{name} must be a number of seconds, got {raw!r}.")
+        return default
+    if value <= 0:
+        problems.append(f"{name} must be greater than zero, got {value:g}.")
+    return value
+
+
+def _with_slash(url: str | None) -> str | None:
+    if url is None:
+        return None
+    return url if url.endswith("/") else url + "/"

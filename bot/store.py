@@ -1,0 +1,488 @@
+"""Drop requests and their decisions, kept in a SQL database (SQLite by default).
+
+Every state change is one conditional UPDATE, so it is atomic in the database itself: two
+clicks on one card, in one process or in two, cannot both claim a request. Each change also
+appends a row to `drop_events`, which is never updated or deleted.
+
+    pending ──claim──▶ approving ──finish──▶ done | failed
+       ├──cancel──▶ cancelled
+       └──expire──▶ expired
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+
+from bot.errors import StoreUnavailable
+from genesys.models import CallMatch
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _unavailable_as_error(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn a database outage into `StoreUnavailable`, whose text a supervisor can read."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise StoreUnavailable(
+                "The bot's database is unavailable, so nothing was recorded or done. "
+                "Try again in a minute."
+            ) from exc
+
+    return wrapper
+
+
+class RequestState(enum.StrEnum):
+    """Where a drop request is in its life."""
+
+    PENDING = "pending"
+    APPROVING = "approving"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+metadata = sa.MetaData()
+
+drop_requests = sa.Table(
+    "drop_requests",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), nullable=False),
+    sa.Column("channel_id", sa.String(32), nullable=False),
+    sa.Column("requester_id", sa.String(32), nullable=False),
+    sa.Column("number", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("message_ts", sa.String(32)),
+    sa.Column("response_url", sa.Text),
+    sa.Column("decided_by", sa.String(32)),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("chosen_position", sa.Integer),
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("outcome_detail", sa.Text),
+    sa.Column("error_code", sa.String(128)),
+    sa.Column("context_id", sa.String(64)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+)
+
+drop_candidates = sa.Table(
+    "drop_candidates",
+    metadata,
+    sa.Column("request_id", sa.ForeignKey("drop_requests.id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("conversation_id", sa.String(64), nullable=False),
+    sa.Column("participant_id", sa.String(64), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("participant_name", sa.Text),
+    sa.Column("agent_names", sa.Text, nullable=False),
+    sa.Column("queue_names", sa.Text, nullable=False),
+    sa.Column("direction", sa.String(16)),
+    sa.Column("connected_at", sa.DateTime(timezone=True)),
+)
+
+drop_events = sa.Table(
+    "drop_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(32), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("actor_id", sa.String(32)),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class DropRequest:
+    """One `/drop-caller` request and what became of it."""
+
+    id: str
+    team_id: str
+    channel_id: str
+    requester_id: str
+    number: str
+    state: RequestState
+    created_at: datetime
+    expires_at: datetime
+    message_ts: str | None
+    response_url: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    chosen_position: int | None
+    outcome: str | None
+    outcome_detail: str | None
+    candidates: tuple[CallMatch, ...]
+
+    @property
+    def chosen(self) -> CallMatch | None:
+        """The call a supervisor chose to disconnect, once one has."""
+        if self.chosen_position is None:
+            return None
+        return self.candidates[self.chosen_position]
+
+
+class ClaimStatus(enum.Enum):
+    """What happened to an attempt to claim or cancel a request."""
+
+    CLAIMED = "claimed"
+    ALREADY_DECIDED = "already_decided"
+    EXPIRED = "expired"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to `claim` and `cancel`: the status and the request as it now stands."""
+
+    status: ClaimStatus
+    request: DropRequest | None
+
+
+class RequestStore:
+    """Drop requests in a SQL database; every transition is atomic."""
+
+    def __init__(self, engine: sa.Engine, *, now: Callable[[], datetime] | None = None) -> None:
+        self._engine = engine
+        self._now = now or (lambda: datetime.now(UTC))
+
+    @classmethod
+    def from_url(cls, url: str, *, now: Callable[[], datetime] | None = None) -> RequestStore:
+        """Open (and if need be create) the store at a SQLAlchemy URL."""
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        connect_args: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            # Wait for a concurrent writer instead of failing at once.
+            connect_args["timeout"] = 15
+        engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        if url.startswith("sqlite"):
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine, now=now)
+        store.create_schema()
+        return store
+
+    def create_schema(self) -> None:
+        """Create the tables if they do not exist yet (idempotent)."""
+        metadata.create_all(self._engine)
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError:
+            return False
+        return True
+
+    # ------------------------------------------------------------ writes
+
+    @_unavailable_as_error
+    def create_request(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        requester_id: str,
+        number: str,
+        candidates: Sequence[CallMatch],
+        ttl_seconds: int,
+        response_url: str | None,
+    ) -> DropRequest:
+        """Record a new pending request for the calls found."""
+        request_id = secrets.token_hex(12)
+        now = self._now()
+        with self._engine.begin() as connection:
+            connection.execute(
+                drop_requests.insert().values(
+                    id=request_id,
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    requester_id=requester_id,
+                    number=number,
+                    state=RequestState.PENDING.value,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=ttl_seconds),
+                    response_url=response_url,
+                )
+            )
+            for position, match in enumerate(candidates):
+                connection.execute(
+                    drop_candidates.insert().values(
+                        request_id=request_id,
+                        position=position,
+                        conversation_id=match.conversation_id,
+                        participant_id=match.participant_id,
+                        purpose=match.purpose,
+                        participant_name=match.participant_name,
+                        agent_names=json.dumps(list(match.agent_names)),
+                        queue_names=json.dumps(list(match.queue_names)),
+                        direction=match.direction,
+                        connected_at=match.connected_at,
+                    )
+                )
+            _record(
+                connection,
+                request_id,
+                now,
+                "requested",
+                requester_id,
+                {
+                    "channel_id": channel_id,
+                    "number": number,
+                    "candidates": [
+                        {"conversation_id": m.conversation_id, "participant_id": m.participant_id}
+                        for m in candidates
+                    ],
+                },
+            )
+        request = self.get(request_id)
+        assert request is not None
+        return request
+
+    @_unavailable_as_error
+    def set_message(self, request_id: str, message_ts: str) -> None:
+        """Remember where the card was posted, so it can be updated in place."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                drop_requests.update()
+                .where(drop_requests.c.id == request_id)
+                .values(message_ts=message_ts)
+            )
+
+    @_unavailable_as_error
+    def claim(self, request_id: str, user_id: str, position: int) -> Claim:
+        """Atomically move a pending, unexpired request to `approving` for this user."""
+        return self._decide(
+            request_id,
+            user_id,
+            RequestState.APPROVING,
+            "approved",
+            extra={"chosen_position": position},
+            valid=lambda request: 0 <= position < len(request.candidates),
+        )
+
+    @_unavailable_as_error
+    def cancel(self, request_id: str, user_id: str) -> Claim:
+        """Atomically move a pending, unexpired request to `cancelled`."""
+        return self._decide(request_id, user_id, RequestState.CANCELLED, "cancelled")
+
+    @_unavailable_as_error
+    def expire(self, request_id: str) -> DropRequest | None:
+        """Mark a pending request whose time is up as expired; return it as it now stands."""
+        now = self._now()
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                drop_requests.update()
+                .where(
+                    drop_requests.c.id == request_id,
+                    drop_requests.c.state == RequestState.PENDING.value,
+                    drop_requests.c.expires_at <= now,
+                )
+                .values(state=RequestState.EXPIRED.value)
+            )
+            if result.rowcount == 1:
+                _record(connection, request_id, now, "expired", None, {})
+        return self.get(request_id)
+
+    @_unavailable_as_error
+    def finish(
+        self,
+        request_id: str,
+        *,
+        succeeded: bool,
+        outcome: str,
+        detail: str,
+        error_code: str | None = None,
+        context_id: str | None = None,
+    ) -> DropRequest:
+        """Record the outcome of an approved request (`approving` → `done` or `failed`)."""
+        now = self._now()
+        state = RequestState.DONE if succeeded else RequestState.FAILED
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                drop_requests.update()
+                .where(
+                    drop_requests.c.id == request_id,
+                    drop_requests.c.state == RequestState.APPROVING.value,
+                )
+                .values(
+                    state=state.value,
+                    outcome=outcome,
+                    outcome_detail=detail,
+                    error_code=error_code,
+                    context_id=context_id,
+                    finished_at=now,
+                )
+            )
+            if result.rowcount != 1:
+                raise RuntimeError(f"request {request_id} was not being approved")
+            _record(
+                connection,
+                request_id,
+                now,
+                "outcome",
+                None,
+                {
+                    "outcome": outcome,
+                    "detail": detail,
+                    "error_code": error_code,
+                    "context_id": context_id,
+                },
+            )
+        request = self.get(request_id)
+        assert request is not None
+        return request
+
+    # ------------------------------------------------------------ reads
+
+    @_unavailable_as_error
+    def get(self, request_id: str) -> DropRequest | None:
+        """The request with this id, or None."""
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                sa.select(drop_requests).where(drop_requests.c.id == request_id)
+            ).one_or_none()
+            if row is None:
+                return None
+            candidates = connection.execute(
+                sa.select(drop_candidates)
+                .where(drop_candidates.c.request_id == request_id)
+                .order_by(drop_candidates.c.position)
+            ).all()
+        return _request_from_rows(row._mapping, [c._mapping for c in candidates])
+
+    @_unavailable_as_error
+    def events(self, request_id: str) -> list[dict[str, Any]]:
+        """The audit events of one request, oldest first."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(drop_events)
+                .where(drop_events.c.request_id == request_id)
+                .order_by(drop_events.c.id)
+            ).all()
+        return [
+            {
+                "kind": row.kind,
+                "at": _utc(row.at),
+                "actor_id": row.actor_id,
+                "detail": json.loads(row.detail),
+            }
+            for row in rows
+        ]
+
+    # ------------------------------------------------------------ internals
+
+    def _decide(
+        self,
+        request_id: str,
+        user_id: str,
+        state: RequestState,
+        event: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        valid: Callable[[DropRequest], bool] = lambda request: True,
+    ) -> Claim:
+        current = self.get(request_id)
+        if current is None or not valid(current):
+            return Claim(ClaimStatus.NOT_FOUND, current)
+        now = self._now()
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                drop_requests.update()
+                .where(
+                    drop_requests.c.id == request_id,
+                    drop_requests.c.state == RequestState.PENDING.value,
+                    drop_requests.c.expires_at > now,
+                )
+                .values(state=state.value, decided_by=user_id, decided_at=now, **(extra or {}))
+            )
+            if result.rowcount == 1:
+                _record(connection, request_id, now, event, user_id, extra or {})
+        if result.rowcount == 1:
+            return Claim(ClaimStatus.CLAIMED, self.get(request_id))
+        if current.state == RequestState.PENDING and _utc(current.expires_at) <= now:
+            return Claim(ClaimStatus.EXPIRED, self.expire(request_id))
+        return Claim(ClaimStatus.ALREADY_DECIDED, self.get(request_id))
+
+
+def _record(
+    connection: sa.Connection,
+    request_id: str,
+    at: datetime,
+    kind: str,
+    actor_id: str | None,
+    detail: dict[str, Any],
+) -> None:
+    connection.execute(
+        drop_events.insert().values(
+            request_id=request_id, at=at, kind=kind, actor_id=actor_id, detail=json.dumps(detail)
+        )
+    )
+
+
+def _request_from_rows(row: Any, candidate_rows: list[Any]) -> DropRequest:
+    number = row["number"]
+    return DropRequest(
+        id=row["id"],
+        team_id=row["team_id"],
+        channel_id=row["channel_id"],
+        requester_id=row["requester_id"],
+        number=number,
+        state=RequestState(row["state"]),
+        created_at=_utc(row["created_at"]),
+        expires_at=_utc(row["expires_at"]),
+        message_ts=row["message_ts"],
+        response_url=row["response_url"],
+        decided_by=row["decided_by"],
+        decided_at=_utc_or_none(row["decided_at"]),
+        chosen_position=row["chosen_position"],
+        outcome=row["outcome"],
+        outcome_detail=row["outcome_detail"],
+        candidates=tuple(
+            CallMatch(
+                conversation_id=c["conversation_id"],
+                participant_id=c["participant_id"],
+                number=number,
+                purpose=c["purpose"],
+                participant_name=c["participant_name"],
+                agent_names=tuple(json.loads(c["agent_names"])),
+                queue_names=tuple(json.loads(c["queue_names"])),
+                direction=c["direction"],
+                connected_at=_utc_or_none(c["connected_at"]),
+            )
+            for c in candidate_rows
+        ),
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored here is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers go on while one writer commits.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

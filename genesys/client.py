@@ -1,0 +1,631 @@
+"""Talk to Genesys Cloud through its official Python SDK, safely.
+
+The SDK is used for every request, with its known gaps closed here (see shared/genesys-api.md):
+- every request has a timeout, and urllib3's hidden retries are off (`transport`);
+- the client-credentials token is cached with its lifetime, renewed shortly before it
+  expires, and fetched again once when Genesys answers 401;
+- 429 and 5xx answers and network failures are retried here, bounded in count and total
+  time, honouring `Retry-After`;
+- every failure leaves as a `GenesysError` whose text a supervisor can act on.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import PureCloudPlatformClientV2 as sdk
+import urllib3
+from PureCloudPlatformClientV2.http_request_options import HttpRequestOptions
+from PureCloudPlatformClientV2.rest import ApiException
+
+from genesys.addresses import number_in_address, tel_uri
+from genesys.errors import (
+    PERMISSION_NAMES,
+    CallNotFound,
+    GenesysAuthenticationError,
+    GenesysError,
+    GenesysPermissionError,
+    GenesysRateLimited,
+    GenesysRequestRejected,
+    GenesysUnavailable,
+)
+from genesys.models import (
+    GONE_STATES,
+    CallMatch,
+    CallParty,
+    DisconnectOutcome,
+    DisconnectResult,
+    LiveCall,
+)
+from genesys.transport import BoundedHttpClient
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DISCONNECT_PERMISSION = "conversation:communication:disconnect"
+ANALYTICS_PERMISSION = "analytics:conversationDetail:view"
+
+# Genesys error codes that mean "that participant is not on the call any more".
+_ALREADY_GONE_CODES = frozenset(
+    {"conversation.error.call.disconnected", "conversation.error.not.conversation.participant"}
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try when Genesys is busy or unreachable."""
+
+    max_attempts: int = 3
+    max_total_seconds: float = 8.0
+    base_delay: float = 0.25
+    max_delay: float = 2.0
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before the attempt after `attempt` (1-based), without Retry-After."""
+        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class GenesysConfig:
+    """Everything the client needs; every external dependency is a field, for tests."""
+
+    api_host: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    retry: RetryPolicy = RetryPolicy()
+    confirm_timeout: float = 5.0
+    confirm_interval: float = 0.25
+    lookup_page_size: int = 100
+    lookup_max_pages: int = 10
+    lookup_concurrency: int = 8
+    # Renew the token this long before Genesys says it expires.
+    token_renew_margin: float = 300.0
+
+
+class _Retryable(Exception):
+    """Internal: an attempt failed in a way worth another try."""
+
+    def __init__(self, error: GenesysError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+class GenesysCalls:
+    """Find live calls by number and disconnect one outside participant."""
+
+    def __init__(
+        self,
+        config: GenesysConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._sleep = sleep
+        self._now = now
+        self._http = BoundedHttpClient(
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            max_connections=max(4, config.lookup_concurrency * 2),
+        )
+        self._api_client = sdk.ApiClient(host=config.api_host)
+        self._api_client.set_http_client(self._http)
+        self._conversations = sdk.ConversationsApi(self._api_client)
+        self._analytics = sdk.AnalyticsApi(self._api_client)
+        self._token_lock = threading.Lock()
+        self._token: str | None = None
+        self._token_renew_at = 0.0
+        self.tokens_fetched = 0
+        self.last_contact: datetime | None = None
+
+    # ---------------------------------------------------------------- public API
+
+    def find_active_calls(self, number: str) -> list[CallMatch]:
+        """Live voice calls in which `number` (E.164) is a live caller or external party.
+
+        Analytics is asynchronous and may hold conversations that have ended, so each hit is
+        confirmed against the live call (concurrently) before it is returned.
+        """
+        hits = self._query_conversations(number)
+        if not hits:
+            return []
+        workers = min(self._config.lookup_concurrency, len(hits))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genesys-lookup") as pool:
+            lives = list(pool.map(self._live_call_or_none, [hit.conversation_id for hit in hits]))
+        matches: list[CallMatch] = []
+        for hit, live in zip(hits, lives, strict=True):
+            if live is None:
+                continue
+            for party in live.droppable_parties(number):
+                matches.append(
+                    CallMatch(
+                        conversation_id=live.conversation_id,
+                        participant_id=party.participant_id,
+                        number=number,
+                        purpose=party.purpose,
+                        participant_name=party.name,
+                        agent_names=hit.agent_names,
+                        queue_names=hit.queue_names,
+                        direction=hit.direction,
+                        connected_at=party.connected_at,
+                    )
+                )
+        matches.sort(key=lambda m: m.connected_at or datetime.max.replace(tzinfo=UTC))
+        return matches
+
+    def get_live_call(self, conversation_id: str) -> LiveCall:
+        """The call as Genesys sees it now; raises `CallNotFound` for an unknown call."""
+        raw = self._request(
+            "reading the call",
+            lambda: self._conversations.get_conversations_call(conversation_id),
+        )
+        return _parse_live_call(raw)
+
+    def disconnect_participant(
+        self, conversation_id: str, participant_id: str, number: str
+    ) -> DisconnectResult:
+        """Disconnect exactly one outside participant, after checking it is still the caller.
+
+        The call is re-read first: the participant must still be a live customer or external
+        party carrying `number`. Genesys applies the PATCH asynchronously, so the call is read
+        again until the participant has left (bounded by `confirm_timeout`).
+        """
+
+        def result(outcome: DisconnectOutcome, detail: str) -> DisconnectResult:
+            return DisconnectResult(outcome, conversation_id, participant_id, detail)
+
+        try:
+            live = self.get_live_call(conversation_id)
+        except CallNotFound:
+            return result(DisconnectOutcome.ALREADY_GONE, "The call has already ended.")
+        party = live.party(participant_id)
+        if party is None or party.state in GONE_STATES:
+            return result(DisconnectOutcome.ALREADY_GONE, "The caller had already hung up.")
+        if not party.is_outside_party or number not in party.numbers:
+            # Our store chose this participant; if Genesys now says otherwise, do nothing.
+            raise GenesysRequestRejected(
+                "That participant is no longer the caller with this number, "
+                "so nothing was disconnected. Run the command again."
+            )
+        if not party.is_live:
+            return result(
+                DisconnectOutcome.ALREADY_GONE,
+                f"The caller is no longer on the call (state {party.state}).",
+            )
+
+        attempts = 0
+
+        def send_patch() -> None:
+            nonlocal attempts
+            attempts += 1
+            body = sdk.MediaParticipantRequest()
+            body.state = "disconnected"
+            self._conversations.patch_conversations_call_participant(
+                conversation_id, participant_id, body
+            )
+
+        try:
+            self._request("disconnecting the caller", send_patch)
+        except GenesysRequestRejected as error:
+            if error.code not in _ALREADY_GONE_CODES:
+                raise
+            if attempts == 1:
+                return result(DisconnectOutcome.ALREADY_GONE, "The caller had already hung up.")
+            # An earlier attempt may have gone through before its answer was lost: the
+            # confirming read below tells whether the participant has left.
+        except CallNotFound:
+            return result(DisconnectOutcome.ALREADY_GONE, "The call has already ended.")
+
+        if self._wait_until_gone(conversation_id, participant_id):
+            return result(DisconnectOutcome.DISCONNECTED, "The caller was disconnected.")
+        return result(
+            DisconnectOutcome.UNCONFIRMED,
+            "Genesys accepted the request, but the caller was still on the call "
+            f"{self._config.confirm_timeout:g} s later. Check the call in Genesys Cloud.",
+        )
+
+    # ---------------------------------------------------------------- lookup
+
+    def _query_conversations(self, number: str) -> list[_AnalyticsHit]:
+        """Every not-ended voice conversation whose ani or dnis is `number`, all pages."""
+        now = self._now()
+        interval = f"{_iso(now - timedelta(days=1))}/{_iso(now + timedelta(minutes=1))}"
+        hits: dict[str, _AnalyticsHit] = {}
+        for page_number in range(1, self._config.lookup_max_pages + 1):
+            query = _conversation_query(
+                number, interval, self._config.lookup_page_size, page_number
+            )
+            # The SDK silently swaps unknown enum values for "outdated_sdk_version" and sends them.
+            serialised = json.dumps(self._api_client.sanitize_for_serialization(query))
+            if "outdated_sdk_version" in serialised:
+                raise AssertionError("the analytics query uses a value this SDK does not know")
+            response = self._request(
+                "looking up calls",
+                functools.partial(
+                    self._analytics.post_analytics_conversations_details_query, query
+                ),
+            )
+            conversations = response.conversations or []
+            if not conversations:
+                break
+            for conversation in conversations:
+                # Live intervals shift while paging: one conversation can appear twice.
+                hits.setdefault(conversation.conversation_id, _parse_analytics_hit(conversation))
+            if len(conversations) < self._config.lookup_page_size:
+                break
+        else:
+            logger.warning(
+                "Stopped after %d pages of analytics results", self._config.lookup_max_pages
+            )
+        return list(hits.values())
+
+    def _live_call_or_none(self, conversation_id: str) -> LiveCall | None:
+        try:
+            return self.get_live_call(conversation_id)
+        except CallNotFound:
+            # Analytics keeps "zombies" whose end was never recorded.
+            return None
+
+    def _wait_until_gone(self, conversation_id: str, participant_id: str) -> bool:
+        deadline = self._clock() + self._config.confirm_timeout
+        while True:
+            try:
+                party = self.get_live_call(conversation_id).party(participant_id)
+            except CallNotFound:
+                return True
+            if party is None or party.state in GONE_STATES:
+                return True
+            if self._clock() + self._config.confirm_interval > deadline:
+                return False
+            self._sleep(self._config.confirm_interval)
+
+    # ---------------------------------------------------------------- requests
+
+    def _request(self, what: str, call: Callable[[], T]) -> T:
+        """Run one SDK call with a valid token, bounded retries and error translation."""
+        policy = self._config.retry
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                value = self._attempt(what, call)
+            except _Retryable as retryable:
+                delay = (
+                    retryable.retry_after
+                    if retryable.retry_after is not None
+                    else policy.backoff(attempt)
+                )
+                spent = self._clock() - started
+                if attempt >= policy.max_attempts or spent + delay > policy.max_total_seconds:
+                    raise retryable.error from retryable
+                logger.info(
+                    "Genesys %s failed (%s); retrying in %.2f s", what, retryable.error, delay
+                )
+                self._sleep(delay)
+                continue
+            self.last_contact = self._now()
+            return value
+
+    def _attempt(self, what: str, call: Callable[[], T]) -> T:
+        token = self._ensure_token()
+        try:
+            return self._translate(what, call)
+        except GenesysAuthenticationError:
+            # The token was revoked or expired early: sign in again, once.
+            self._forget_token(token)
+            self._ensure_token()
+            return self._translate(what, call)
+
+    def _translate(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except ApiException as exc:
+            error = _error_from_api_exception(exc, what)
+            if isinstance(error, GenesysRateLimited | GenesysUnavailable):
+                raise _Retryable(error, _retry_after(exc)) from exc
+            raise error from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise _Retryable(
+                GenesysUnavailable(
+                    f"Genesys Cloud could not be reached while {what} ({_network_reason(exc)}). "
+                    "Try again in a minute."
+                )
+            ) from exc
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            # The SDK parses responses with no validation; a malformed body ends up here.
+            raise _Retryable(
+                GenesysUnavailable(
+                    f"Genesys Cloud sent an answer the bot could not read while {what}. "
+                    "Try again in a minute."
+                )
+            ) from exc
+
+    # ---------------------------------------------------------------- token
+
+    def _ensure_token(self) -> str:
+        with self._token_lock:
+            if self._token is None or self._clock() >= self._token_renew_at:
+                self._fetch_token()
+            assert self._token is not None
+            return self._token
+
+    def _forget_token(self, token: str) -> None:
+        with self._token_lock:
+            # Another thread may already have replaced it.
+            if self._token == token:
+                self._token = None
+
+    def _fetch_token(self) -> None:
+        """Client-credentials grant, keeping `expires_in` (the SDK's own helper drops it)."""
+        url = self._api_client.get_conf_url("login", self._api_client.host) + "/oauth/token"
+        credentials = f"{self._config.client_id}:{self._config.client_secret}".encode()
+        options = HttpRequestOptions(
+            url=url,
+            method="POST",
+            headers={
+                "Authorization": "Basic " + base64.b64encode(credentials).decode("ascii"),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            post_params={"grant_type": "client_credentials"},
+        )
+        # No retry loop here: a failure surfaces as _Retryable to `_request`, which owns retries.
+        response = self._translate_token(lambda: self._http.request(options))
+        try:
+            data = json.loads(response.data)
+            token = str(data["access_token"])
+            lifetime = float(data.get("expires_in", 3600))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GenesysUnavailable(
+                "Genesys Cloud's sign-in service sent an answer the bot could not read. "
+                "Try again in a minute."
+            ) from exc
+        margin = min(self._config.token_renew_margin, lifetime / 10)
+        self._token = token
+        self._token_renew_at = self._clock() + lifetime - margin
+        self._api_client.access_token = token
+        self.tokens_fetched += 1
+        logger.info("Signed in to Genesys Cloud; token valid for %d s", int(lifetime))
+
+    def _translate_token(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except ApiException as exc:
+            if exc.status in (400, 401, 403):
+                raise GenesysAuthenticationError(
+                    "Genesys Cloud refused the bot's OAuth client. Check GENESYS_CLIENT_ID and "
+                    "GENESYS_CLIENT_SECRET, and that the client uses the Client Credentials grant.",
+                    status=exc.status,
+                ) from exc
+            error = _error_from_api_exception(exc, "signing in")
+            if isinstance(error, GenesysRateLimited | GenesysUnavailable):
+                raise _Retryable(error, _retry_after(exc)) from exc
+            raise error from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise _Retryable(
+                GenesysUnavailable(
+                    "Genesys Cloud's sign-in service could not be reached "
+                    f"({_network_reason(exc)}). Try again in a minute."
+                )
+            ) from exc
+
+
+# -------------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True)
+class _AnalyticsHit:
+    conversation_id: str
+    agent_names: tuple[str, ...]
+    queue_names: tuple[str, ...]
+    direction: str | None
+
+
+def _conversation_query(number: str, interval: str, page_size: int, page_number: int) -> Any:
+    """The analytics conversation-details query for live voice calls with this ani/dnis."""
+    not_ended = sdk.ConversationDetailQueryFilter()
+    not_ended.type = "and"
+    not_ended.predicates = [_predicate(sdk.ConversationDetailQueryPredicate, "conversationEnd")]
+    voice = sdk.SegmentDetailQueryFilter()
+    voice.type = "and"
+    voice.predicates = [_predicate(sdk.SegmentDetailQueryPredicate, "mediaType", "voice")]
+    by_number = sdk.SegmentDetailQueryFilter()
+    by_number.type = "or"
+    by_number.predicates = [
+        _predicate(sdk.SegmentDetailQueryPredicate, "ani", tel_uri(number)),
+        _predicate(sdk.SegmentDetailQueryPredicate, "dnis", tel_uri(number)),
+    ]
+    paging = sdk.PagingSpec()
+    paging.page_size = page_size
+    paging.page_number = page_number
+    query = sdk.ConversationQuery()
+    query.conversation_filters = [not_ended]
+    query.segment_filters = [voice, by_number]
+    query.order = "desc"
+    query.order_by = "conversationStart"
+    query.interval = interval
+    query.paging = paging
+    return query
+
+
+def _predicate(model: Any, dimension: str, value: str | None = None) -> Any:
+    predicate = model()
+    predicate.type = "dimension"
+    predicate.dimension = dimension
+    if value is None:
+        predicate.operator = "notExists"
+    else:
+        predicate.operator = "matches"
+        predicate.value = value
+    return predicate
+
+
+def _parse_analytics_hit(conversation: Any) -> _AnalyticsHit:
+    agents: list[str] = []
+    queues: list[str] = []
+    for participant in conversation.participants or []:
+        name = participant.participant_name
+        if not name:
+            continue
+        if participant.purpose in ("agent", "user") and name not in agents:
+            agents.append(name)
+        elif participant.purpose == "acd" and name not in queues:
+            queues.append(name)
+    return _AnalyticsHit(
+        conversation_id=conversation.conversation_id,
+        agent_names=tuple(agents),
+        queue_names=tuple(queues),
+        direction=conversation.originating_direction,
+    )
+
+
+def _parse_live_call(raw: Any) -> LiveCall:
+    return LiveCall(
+        conversation_id=raw.id,
+        parties=tuple(_parse_party(p) for p in raw.participants or []),
+    )
+
+
+def _parse_party(raw: Any) -> CallParty:
+    return CallParty(
+        participant_id=raw.id,
+        purpose=(raw.purpose or "").lower(),
+        state=(raw.state or "").lower(),
+        name=raw.name,
+        numbers=frozenset(_own_numbers(raw)),
+        connected_at=_aware(raw.connected_time),
+    )
+
+
+def _own_numbers(raw: Any) -> Iterable[str]:
+    """The numbers that identify this participant itself.
+
+    `address` is the participant's own address. Of `ani` and `dnis`, only the side that is
+    the participant counts: the caller's `ani` on an inbound leg, the dialled `dnis` on an
+    outbound one. The other side is the contact center's own number, and typing it must
+    not match every caller who dialled it.
+    """
+    direction = (raw.direction or "").lower()
+    candidates: Sequence[str | None]
+    if direction == "inbound":
+        candidates = (raw.address, raw.ani)
+    elif direction == "outbound":
+        candidates = (raw.address, raw.dnis)
+    else:
+        candidates = (raw.address, raw.ani, raw.dnis)
+    for value in candidates:
+        number = number_in_address(value)
+        if number:
+            yield number
+
+
+def _aware(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _iso(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# -------------------------------------------------------------------- errors
+
+
+def _error_body(exc: ApiException) -> dict[str, Any]:
+    try:
+        body = json.loads(exc.body or "{}")
+    except (ValueError, TypeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    headers = exc.headers or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _error_from_api_exception(exc: ApiException, what: str) -> GenesysError:
+    """Turn an SDK ApiException into the GenesysError a supervisor can act on."""
+    body = _error_body(exc)
+    status = int(exc.status or 0)
+    code = body.get("code") if isinstance(body.get("code"), str) else None
+    context_id = body.get("contextId") if isinstance(body.get("contextId"), str) else None
+    message = body.get("message") if isinstance(body.get("message"), str) else None
+    details: dict[str, Any] = {"status": status, "code": code, "context_id": context_id}
+    if status == 401:
+        return GenesysAuthenticationError(
+            "Genesys Cloud no longer accepts the bot's sign-in. Check the OAuth client.",
+            **details,
+        )
+    if status == 403:
+        permission = _missing_permission(body, what)
+        readable = PERMISSION_NAMES.get(permission, permission)
+        return GenesysPermissionError(
+            f"The bot's Genesys Cloud OAuth client is missing the permission {readable} "
+            f"({permission}). Ask a Genesys admin to add it to the client's role, in every "
+            "division whose queues the bot must see.",
+            permission=permission,
+            **details,
+        )
+    if status == 404 and code in (None, "not.found"):
+        return CallNotFound("Genesys Cloud has no such call any more: it has ended.", **details)
+    if status == 429:
+        wait = _retry_after(exc)
+        when = f" in {wait:g} seconds" if wait is not None else " in a minute"
+        return GenesysRateLimited(
+            f"Genesys Cloud is rate-limiting the bot while {what}. Try again{when}.",
+            retry_after=wait,
+            **details,
+        )
+    if status >= 500 or status == 0:
+        return GenesysUnavailable(
+            f"Genesys Cloud is unavailable (HTTP {status}) while {what}. Try again in a minute.",
+            **details,
+        )
+    reason = message or exc.reason or "no reason given"
+    return GenesysRequestRejected(
+        f"Genesys Cloud refused the request while {what}: {reason} ({code or status}).",
+        **details,
+    )
+
+
+def _missing_permission(body: dict[str, Any], what: str) -> str:
+    text = json.dumps(body)
+    for permission in PERMISSION_NAMES:
+        if permission in text:
+            return permission
+    return DISCONNECT_PERMISSION if what.startswith("disconnecting") else ANALYTICS_PERMISSION
+
+
+def _network_reason(exc: urllib3.exceptions.HTTPError) -> str:
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return "connection refused"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return "connection dropped"
+    return type(exc).__name__

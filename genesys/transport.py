@@ -1,0 +1,31 @@
+"""The HTTP transport handed to the Genesys SDK: timeouts on, hidden retries off.
+
+The SDK's own transport builds a urllib3 pool with no timeout (a hung Genesys would hang the
+bot) and urllib3's default `Retry`, which silently retries 429/503 up to ten times, PATCH
+included. This keeps the SDK's request and error handling and swaps only the pool.
+"""
+
+from __future__ import annotations
+
+import certifi
+import urllib3
+from PureCloudPlatformClientV2.default_http_client import DefaultHttpClient
+
+
+class BoundedHttpClient(DefaultHttpClient):  # type: ignore[misc]  # the SDK is untyped
+    """The SDK's default HTTP client with a timeout on every request and no retries."""
+
+    def __init__(
+        self, *, connect_timeout: float, read_timeout: float, max_connections: int
+    ) -> None:
+        super().__init__(timeout=read_timeout)
+        self.rest_client.pool_manager = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=max_connections,
+            # Beyond maxsize, open a short-lived extra connection instead of waiting.
+            block=False,
+            retries=False,
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=certifi.where(),
+        )

@@ -1,0 +1,690 @@
+"""A fake Slack Web API and response_url endpoint, served over real HTTP on loopback.
+
+Point the app's client at it with ``WebClient(token=..., base_url=fake.api_url)`` and give
+slash commands / clicks a ``response_url`` from :meth:`FakeSlack.new_response_url`.
+
+What slack-sdk 3.48 actually sends (and so what this fake parses):
+
+* ``chat.postMessage``, ``chat.postEphemeral``, ``chat.update`` (and the other chat.* methods
+  that take blocks) always go as a JSON body (``application/json;charset=utf-8``), with or
+  without blocks; the token is never in the body.
+* Most other methods (``auth.test``, ``usergroups.users.list``, ...) go as
+  ``application/x-www-form-urlencoded``. Methods the SDK calls with ``http_verb="GET"`` are still
+  sent as POST with a form body; booleans become ``"1"``/``"0"``. ``api_call(data=...)`` sends
+  ``multipart/form-data``. All three are accepted here, plus query-string arguments.
+* The token travels as ``Authorization: Bearer <token>``.
+* ``respond()`` (``WebhookClient``) POSTs a JSON body to the response_url with no
+  Authorization header, and does not raise on HTTP errors.
+"""
+
+from __future__ import annotations
+
+import copy
+import email.parser
+import email.policy
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, TypeVar, cast
+from urllib.parse import parse_qs, urlsplit
+
+T = TypeVar("T")
+
+# Form-encoded arguments that Slack expects as JSON text.
+_JSON_ARGS = frozenset({"blocks", "attachments", "metadata", "users", "channels"})
+_TS_BASE = 1_700_000_000
+DEFAULT_BOT_TOKEN = "xoxb-test-token"
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One Web API request, as received (after auth)."""
+
+    method: str
+    args: dict[str, Any]
+    token: str | None
+    at: float
+    #: The error answered (``invalid_auth``, a scripted failure, ...), None if ``ok`` was true.
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ResponsePost:
+    """One POST to a response_url."""
+
+    token: str
+    url: str
+    body: dict[str, Any]
+    at: float
+    #: The HTTP status the fake answered.
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class Message:
+    """A snapshot of a channel message (a deep copy: mutating it changes nothing)."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    user: str
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    thread_ts: str | None = None
+    #: ``"chat.postMessage"`` or ``"response_url"``.
+    source: str = "chat.postMessage"
+    #: How many times it was replaced (chat.update or replace_original).
+    edits: int = 0
+
+    def to_payload(self) -> dict[str, Any]:
+        """The message as Slack embeds it in a ``block_actions`` payload (``body["message"]``)."""
+        payload: dict[str, Any] = {
+            "type": "message",
+            "subtype": "bot_message",
+            "text": self.text,
+            "ts": self.ts,
+            "user": self.user,
+            "bot_id": "B0001",
+            "blocks": copy.deepcopy(self.blocks),
+        }
+        if self.attachments:
+            payload["attachments"] = copy.deepcopy(self.attachments)
+        if self.thread_ts is not None:
+            payload["thread_ts"] = self.thread_ts
+        return payload
+
+
+@dataclass(frozen=True)
+class Ephemeral:
+    """A message sent with chat.postEphemeral (only ``user`` would see it)."""
+
+    channel: str
+    user: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    at: float
+
+
+@dataclass
+class _StoredMessage:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    attachments: list[dict[str, Any]]
+    user: str
+    thread_ts: str | None
+    source: str
+    edits: int = 0
+
+    def snapshot(self) -> Message:
+        return Message(
+            channel=self.channel,
+            ts=self.ts,
+            text=self.text,
+            blocks=copy.deepcopy(self.blocks),
+            user=self.user,
+            attachments=copy.deepcopy(self.attachments),
+            thread_ts=self.thread_ts,
+            source=self.source,
+            edits=self.edits,
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "user": self.user,
+            "bot_id": "B0001",
+            "text": self.text,
+            "blocks": copy.deepcopy(self.blocks),
+            "attachments": copy.deepcopy(self.attachments),
+            "ts": self.ts,
+        }
+
+
+@dataclass
+class _ResponseHook:
+    channel: str | None
+    #: The message this response_url replaces/deletes (given, or created through it).
+    message_ts: str | None
+    uses: int = 0
+
+
+@dataclass
+class _Failure:
+    error: str
+    times: int
+    status: int
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json_reply(payload: dict[str, Any], status: int = 200, **headers: str) -> _Reply:
+    return _Reply(status, json.dumps(payload).encode(), "application/json; charset=utf-8", headers)
+
+
+def _text_reply(text: str, status: int = 200) -> _Reply:
+    return _Reply(status, text.encode(), "text/plain; charset=utf-8")
+
+
+def _as_list(value: Any) -> list[dict[str, Any]]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return cast("list[dict[str, Any]]", copy.deepcopy(value))
+    raise ValueError(f"expected a JSON array, got {value!r}")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeSlack
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "FakeSlack/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        fake = cast(_Server, self.server).fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        try:
+            reply = fake._handle(
+                path=self.path,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=raw,
+            )
+        except Exception as exc:  # noqa: BLE001 - a fake must answer, and show what broke
+            reply = _json_reply(
+                {"ok": False, "error": "fake_slack_crashed", "detail": repr(exc)}, 500
+            )
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+
+class FakeSlack:
+    """A fake Slack (Web API + response_url) on ``127.0.0.1:<free port>``. Thread-safe.
+
+    Knobs (set them any time): ``not_in_channel``, ``usergroups``, ``response_url_status``,
+    ``response_url_max_uses``, :meth:`fail_next`.
+    """
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = DEFAULT_BOT_TOKEN,
+        team_id: str = "T0001",
+        bot_user_id: str = "UBOT",
+    ) -> None:
+        self.bot_token = bot_token
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        #: Channels where chat.postMessage answers ``not_in_channel``.
+        self.not_in_channel: set[str] = set()
+        #: usergroup id -> user ids, for usergroups.users.list (unknown ids: ``no_such_subteam``).
+        self.usergroups: dict[str, list[str]] = {}
+        #: HTTP status for every response_url post; anything but 200 makes them all fail.
+        self.response_url_status: int = 200
+        #: Slack accepts 5 posts per response_url; later ones get 404 ``used_url``.
+        self.response_url_max_uses: int = 5
+
+        self._lock = threading.RLock()
+        self._calls: list[ApiCall] = []
+        self._response_posts: list[ResponsePost] = []
+        self._messages: dict[tuple[str, str], _StoredMessage] = {}
+        self._ephemerals: list[Ephemeral] = []
+        self._hooks: dict[str, _ResponseHook] = {}
+        self._failures: dict[str, list[_Failure]] = {}
+        self._ts_seq = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeSlack:
+        if self._server is not None:
+            raise RuntimeError("FakeSlack already started")
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"FakeSlack:{server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server, self._thread = None, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeSlack is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        """What ``WebClient(base_url=...)`` takes (with the trailing slash)."""
+        return self.base_url + "/api/"
+
+    # ------------------------------------------------------------------ scripting
+
+    def new_response_url(self, channel: str | None = None, *, message_ts: str | None = None) -> str:
+        """A fresh response_url; posts to it are recorded in :attr:`response_posts`.
+
+        ``channel``: where ``response_type="in_channel"`` posts appear (needed for them to show
+        up in :meth:`messages`). ``message_ts``: the message the interaction came from, which
+        ``replace_original``/``delete_original`` act on (for a click, the card's ts). Without it,
+        they act on the last message created through this URL, if any.
+        """
+        token = uuid.uuid4().hex
+        with self._lock:
+            self._hooks[token] = _ResponseHook(channel=channel, message_ts=message_ts)
+        return f"{self.base_url}/response/{token}"
+
+    def fail_next(
+        self,
+        method: str,
+        error: str,
+        *,
+        times: int = 1,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` answer ``{"ok": false, "error": error}``.
+
+        E.g. ``fail_next("chat.update", "ratelimited", status=429, headers={"Retry-After": "1"})``.
+        Failures queue up in order. Calls with a bad token fail with ``invalid_auth`` first and
+        do not consume a scripted failure.
+        """
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        with self._lock:
+            self._failures.setdefault(method, []).append(
+                _Failure(error=error, times=times, status=status, headers=dict(headers or {}))
+            )
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def calls(self) -> list[ApiCall]:
+        """Every Web API call so far (a copy), oldest first."""
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        with self._lock:
+            return [c for c in self._calls if c.method == method]
+
+    @property
+    def response_posts(self) -> list[ResponsePost]:
+        """Every response_url post so far (a copy), oldest first."""
+        with self._lock:
+            return list(self._response_posts)
+
+    @property
+    def ephemerals(self) -> list[Ephemeral]:
+        """Every chat.postEphemeral that succeeded, oldest first."""
+        with self._lock:
+            return list(self._ephemerals)
+
+    def messages(self, channel: str) -> list[Message]:
+        """Current messages of ``channel`` (after updates/deletes), oldest first."""
+        with self._lock:
+            found = [m for (c, _), m in self._messages.items() if c == channel]
+            return [m.snapshot() for m in sorted(found, key=lambda m: float(m.ts))]
+
+    def message(self, channel: str, ts: str) -> Message:
+        with self._lock:
+            stored = self._messages.get((channel, ts))
+            if stored is None:
+                known = sorted(t for c, t in self._messages if c == channel)
+                raise KeyError(f"no message {ts!r} in channel {channel!r} (have: {known})")
+            return stored.snapshot()
+
+    def wait_for(
+        self,
+        predicate: Callable[[], T | bool | None],
+        timeout: float = 5.0,
+        interval: float = 0.02,
+    ) -> T:
+        """Poll ``predicate`` until it returns something truthy and return that.
+
+        ``AssertionError`` and ``LookupError`` raised by the predicate count as "not yet".
+        On timeout, raise ``AssertionError`` describing the last result and the fake's state.
+        """
+        deadline = time.monotonic() + timeout
+        last: object = None
+        last_exc: BaseException | None = None
+        while True:
+            try:
+                last = predicate()
+                last_exc = None
+            except (AssertionError, LookupError) as exc:
+                last, last_exc = None, exc
+            if last:
+                return cast(T, last)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(interval)
+        name = getattr(predicate, "__qualname__", repr(predicate))
+        outcome = f"raised {last_exc!r}" if last_exc is not None else f"returned {last!r}"
+        raise AssertionError(
+            f"wait_for({name}) timed out after {timeout}s; it last {outcome}.\n{self.describe()}"
+        )
+
+    def describe(self, limit: int = 20) -> str:
+        """A short summary of what the fake saw (the last ``limit`` of each kind)."""
+        with self._lock:
+            calls = [c.method + (f"[{c.error}]" if c.error else "") for c in self._calls]
+            messages = sorted(self._messages.values(), key=lambda m: float(m.ts))
+            lines = ["FakeSlack state:"]
+            lines.append(f"  {len(calls)} calls: " + (", ".join(calls[-limit:]) or "(none)"))
+            lines.append(f"  {len(self._response_posts)} response_url posts")
+            for post in self._response_posts[-limit:]:
+                lines.append(f"    {post.token[:8]} -> {post.status}: {post.body}")
+            lines.append(f"  {len(messages)} channel messages")
+            for stored in messages[-limit:]:
+                where = f"{stored.channel}/{stored.ts}"
+                how = f"{stored.source}, edits={stored.edits}"
+                lines.append(f"    {where} ({how}): {stored.text!r}")
+            return "\n".join(lines)
+
+    # ------------------------------------------------------------------ HTTP handling
+
+    def _handle(self, *, path: str, headers: dict[str, str], body: bytes) -> _Reply:
+        parts = urlsplit(path)
+        if parts.path.startswith("/api/"):
+            return self._handle_api(parts.path[len("/api/") :], parts.query, headers, body)
+        if parts.path.startswith("/response/"):
+            return self._handle_response_url(parts.path[len("/response/") :], headers, body)
+        return _text_reply("not found", 404)
+
+    def _next_ts(self) -> str:
+        with self._lock:
+            self._ts_seq += 100
+            return f"{_TS_BASE + self._ts_seq // 1_000_000}.{self._ts_seq % 1_000_000:06d}"
+
+    @staticmethod
+    def _parse_args(query: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()
+        }
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type == "application/json":
+            loaded = json.loads(body.decode("utf-8")) if body else {}
+            if not isinstance(loaded, dict):
+                raise ValueError("JSON body must be an object")
+            args.update(loaded)
+        elif content_type == "multipart/form-data":
+            head = f"Content-Type: {headers['content-type']}\r\n\r\n".encode()
+            msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+            for part in msg.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                if isinstance(name, str):
+                    payload = part.get_payload(decode=True)
+                    data = payload if isinstance(payload, bytes) else b""
+                    args[name] = data if part.get_filename() else data.decode("utf-8")
+        elif body:
+            decoded = body.decode("utf-8")
+            args.update({k: v[-1] for k, v in parse_qs(decoded, keep_blank_values=True).items()})
+        for key in _JSON_ARGS:
+            value = args.get(key)
+            if isinstance(value, str) and value[:1] in ("[", "{"):
+                args[key] = json.loads(value)
+        return args
+
+    def _handle_api(self, method: str, query: str, headers: dict[str, str], body: bytes) -> _Reply:
+        now = time.time()
+        try:
+            args = self._parse_args(query, headers, body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            with self._lock:
+                raw = {"_raw": body.decode("utf-8", "replace")}
+                self._calls.append(ApiCall(method, raw, None, now, "invalid_form_data"))
+            return _json_reply({"ok": False, "error": "invalid_form_data", "detail": str(exc)})
+
+        auth = headers.get("authorization", "")
+        token: str | None = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
+        body_token = args.pop("token", None)
+        if token is None and isinstance(body_token, str):
+            token = body_token
+
+        with self._lock:
+            if token != self.bot_token:
+                reply = _json_reply({"ok": False, "error": "invalid_auth"})
+            else:
+                reply = self._scripted_failure(method) or self._run_method(method, args)
+            error = None
+            parsed = json.loads(reply.body)
+            if not parsed.get("ok"):
+                error = str(parsed.get("error"))
+            self._calls.append(ApiCall(method, copy.deepcopy(args), token, now, error))
+            return reply
+
+    def _scripted_failure(self, method: str) -> _Reply | None:
+        queue = self._failures.get(method)
+        if not queue:
+            return None
+        failure = queue[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            queue.pop(0)
+        return _json_reply({"ok": False, "error": failure.error}, failure.status, **failure.headers)
+
+    def _run_method(self, method: str, args: dict[str, Any]) -> _Reply:
+        handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.delete": self._chat_delete,
+            "usergroups.users.list": self._usergroups_users_list,
+        }
+        handler = handlers.get(method)
+        if handler is None:
+            return _json_reply({"ok": True})
+        try:
+            return _json_reply(handler(args))
+        except ValueError as exc:
+            return _json_reply({"ok": False, "error": "invalid_arguments", "detail": str(exc)})
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://fake.slack.com/",
+            "team": "Fake Team",
+            "user": "drop-caller",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": "B0001",
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if channel in self.not_in_channel:
+            return {"ok": False, "error": "not_in_channel"}
+        text = str(args.get("text") or "")
+        blocks = _as_list(args.get("blocks"))
+        attachments = _as_list(args.get("attachments"))
+        if not text and not blocks and not attachments:
+            return {"ok": False, "error": "no_text"}
+        thread_ts = args.get("thread_ts")
+        stored = _StoredMessage(
+            channel=channel,
+            ts=self._next_ts(),
+            text=text,
+            blocks=blocks,
+            attachments=attachments,
+            user=self.bot_user_id,
+            thread_ts=str(thread_ts) if thread_ts else None,
+            source="chat.postMessage",
+        )
+        self._messages[(channel, stored.ts)] = stored
+        return {"ok": True, "channel": channel, "ts": stored.ts, "message": stored.to_api()}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        ts = str(args.get("ts") or "")
+        stored = self._messages.get((channel, ts))
+        if stored is None:
+            return {"ok": False, "error": "message_not_found"}
+        # Like Slack: fields left out keep their old value; [] clears blocks/attachments.
+        if "text" in args:
+            stored.text = str(args["text"] or "")
+        if "blocks" in args:
+            stored.blocks = _as_list(args["blocks"])
+        if "attachments" in args:
+            stored.attachments = _as_list(args["attachments"])
+        stored.edits += 1
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "text": stored.text,
+            "message": stored.to_api(),
+        }
+
+    def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        ts = str(args.get("ts") or "")
+        if self._messages.pop((channel, ts), None) is None:
+            return {"ok": False, "error": "message_not_found"}
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        user = str(args.get("user") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not user:
+            return {"ok": False, "error": "user_not_found"}
+        ts = self._next_ts()
+        self._ephemerals.append(
+            Ephemeral(
+                channel=channel,
+                user=user,
+                ts=ts,
+                text=str(args.get("text") or ""),
+                blocks=_as_list(args.get("blocks")),
+                at=time.time(),
+            )
+        )
+        return {"ok": True, "message_ts": ts}
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = self.usergroups.get(str(args.get("usergroup") or ""))
+        if users is None:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(users)}
+
+    def _handle_response_url(self, token: str, headers: dict[str, str], body: bytes) -> _Reply:
+        now = time.time()
+        url = f"{self.base_url}/response/{token}"
+        try:
+            loaded = json.loads(body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            loaded = None
+        with self._lock:
+            if not isinstance(loaded, dict):
+                raw = {"_raw": body.decode("utf-8", "replace")}
+                self._response_posts.append(ResponsePost(token, url, raw, now, 400))
+                return _text_reply("invalid_payload", 400)
+            payload = cast("dict[str, Any]", loaded)
+            hook = self._hooks.get(token)
+            status, answer = 200, "ok"
+            if self.response_url_status != 200:
+                status, answer = self.response_url_status, "fake_failure"
+            elif hook is None:
+                status, answer = 404, "no_service"
+            elif hook.uses >= self.response_url_max_uses:
+                status, answer = 404, "used_url"
+            self._response_posts.append(
+                ResponsePost(token, url, copy.deepcopy(payload), now, status)
+            )
+            if status != 200 or hook is None:
+                return _text_reply(answer, status)
+            hook.uses += 1
+            self._apply_response(hook, payload)
+            return _text_reply(answer)
+
+    def _apply_response(self, hook: _ResponseHook, payload: dict[str, Any]) -> None:
+        target = (
+            self._messages.get((hook.channel, hook.message_ts))
+            if hook.channel is not None and hook.message_ts is not None
+            else None
+        )
+        if payload.get("delete_original") is True:
+            if target is not None:
+                del self._messages[(target.channel, target.ts)]
+            return
+        if payload.get("replace_original") is True:
+            if target is not None:
+                target.text = str(payload.get("text") or "")
+                target.blocks = _as_list(payload.get("blocks"))
+                target.attachments = _as_list(payload.get("attachments"))
+                target.edits += 1
+            return
+        if payload.get("response_type") == "in_channel" and hook.channel is not None:
+            stored = _StoredMessage(
+                channel=hook.channel,
+                ts=self._next_ts(),
+                text=str(payload.get("text") or ""),
+                blocks=_as_list(payload.get("blocks")),
+                attachments=_as_list(payload.get("attachments")),
+                user=self.bot_user_id,
+                thread_ts=None,
+                source="response_url",
+            )
+            self._messages[(stored.channel, stored.ts)] = stored
+            if hook.message_ts is None:
+                hook.message_ts = stored.ts

@@ -1,0 +1,294 @@
+"""Self-test of the fake Genesys over plain urllib (no SDK), so the fake itself is trusted."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.fakes.genesys import ANALYTICS_PERMISSION, DISCONNECT_PERMISSION, FakeGenesys
+
+NUMBER = "+15551234567"
+OTHER = "+15557654321"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGenesys]:
+    with FakeGenesys() as running:
+        yield running
+
+
+def call(
+    fake: FakeGenesys,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """Send one request; return (status, headers, parsed JSON body or None)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(fake.base_url + path, data=data, method=method)  # noqa: S310
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            status, headers, raw = response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        status, headers, raw = error.code, dict(error.headers), error.read()
+    return status, headers, json.loads(raw) if raw else None
+
+
+def get_token(fake: FakeGenesys, secret: str) -> tuple[int, Any]:
+    basic = base64.b64encode(f"test-client:{secret}".encode()).decode()
+    request = urllib.request.Request(  # noqa: S310
+        fake.base_url + "/oauth/token",
+        data=b"grant_type=client_credentials",
+        method="POST",
+        headers={
+            "Authorization": f"Basic {basic}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def token(fake: FakeGenesys) -> str:
+    status, body = get_token(fake, "test-secret")
+    assert status == 200
+    return str(body["access_token"])
+
+
+def query(number: str, page: int = 1, size: int = 25) -> dict[str, Any]:
+    """The bot's query: live voice conversations where the number is ani or dnis."""
+    return {
+        "interval": "2026-03-01T15:04:05Z/2026-03-02T15:05:05Z",
+        "order": "desc",
+        "orderBy": "conversationStart",
+        "conversationFilters": [
+            {
+                "type": "and",
+                "predicates": [
+                    {"type": "dimension", "dimension": "conversationEnd", "operator": "notExists"}
+                ],
+            }
+        ],
+        "segmentFilters": [
+            {
+                "type": "and",
+                "predicates": [
+                    {
+                        "type": "dimension",
+                        "dimension": "mediaType",
+                        "operator": "matches",
+                        "value": "voice",
+                    }
+                ],
+            },
+            {
+                "type": "or",
+                "predicates": [
+                    {
+                        "type": "dimension",
+                        "dimension": d,
+                        "operator": "matches",
+                        "value": f"tel:{number}",
+                    }
+                    for d in ("ani", "dnis")
+                ],
+            },
+        ],
+        "paging": {"pageSize": size, "pageNumber": page},
+    }
+
+
+def analytics(fake: FakeGenesys, tok: str, body: Any) -> tuple[int, Any]:
+    status, _, answer = call(
+        fake, "POST", "/api/v2/analytics/conversations/details/query", body, token=tok
+    )
+    return status, answer
+
+
+def patch(
+    fake: FakeGenesys, tok: str, cid: str, pid: str, state: str = "disconnected"
+) -> tuple[int, Any]:
+    path = f"/api/v2/conversations/calls/{cid}/participants/{pid}"
+    status, _, answer = call(fake, "PATCH", path, {"state": state}, token=tok)
+    return status, answer
+
+
+def states(fake: FakeGenesys, cid: str) -> dict[str, str]:
+    return {p["purpose"]: p["state"] for p in fake.participants(cid)}
+
+
+def test_token_and_auth(fake: FakeGenesys) -> None:
+    status, body = get_token(fake, secret="wrong")
+    assert (status, body["error"]) == (401, "invalid_client")
+    tok = token(fake)
+    assert fake.token_requests == 1
+    cid = fake.add_inbound_call(NUMBER)
+    assert call(fake, "GET", f"/api/v2/conversations/calls/{cid}")[2]["code"] == "bad.credentials"
+    assert call(fake, "GET", f"/api/v2/conversations/calls/{cid}", token=tok)[0] == 200
+    fake.expire_all_tokens()
+    status, headers, body = call(fake, "GET", f"/api/v2/conversations/calls/{cid}", token=tok)
+    assert (status, body["code"], body["message"]) == (
+        401,
+        "bad.credentials",
+        "Invalid login credentials.",
+    )
+    assert headers["Content-Type"] == "application/json"
+    assert call(fake, "GET", "/nowhere")[2]["code"] == "not.found"
+
+
+def test_analytics_finds_live_calls_by_number(fake: FakeGenesys) -> None:
+    tok = token(fake)
+    inbound = fake.add_inbound_call(NUMBER, agent_name="Ann", queue_name="Sales")
+    outbound = fake.add_outbound_call(NUMBER, agent_name="Bob")
+    fake.add_inbound_call(OTHER)
+    ended = fake.add_inbound_call(NUMBER)
+    fake.end_call(ended)
+    status, answer = analytics(fake, tok, query(NUMBER))
+    assert status == 200
+    assert answer["totalHits"] == 2
+    found = {c["conversationId"]: c for c in answer["conversations"]}
+    assert set(found) == {inbound, outbound}
+    assert answer["conversations"][0]["conversationId"] == outbound  # newest start first
+    names = {p["purpose"]: p.get("participantName") for p in found[inbound]["participants"]}
+    assert names["agent"] == "Ann"
+    assert names["acd"] == "Sales"
+    assert names["customer"] == NUMBER
+    agent = next(p for p in found[inbound]["participants"] if p["purpose"] == "agent")
+    assert agent["participantId"] == fake.participant_id(inbound, "agent")
+    assert agent["sessions"][0]["ani"] == f"tel:{NUMBER}"  # sip: form normalised
+    assert found[outbound]["originatingDirection"] == "outbound"
+
+    assert analytics(fake, tok, query(NUMBER, page=2))[1] == {"totalHits": 2}
+    assert analytics(fake, tok, {"paging": {"pageSize": 25}})[1]["code"] == "bad.request"
+
+
+def test_zombie_stays_in_analytics(fake: FakeGenesys) -> None:
+    tok = token(fake)
+    cid = fake.add_inbound_call(NUMBER)
+    fake.make_zombie(cid)
+    assert analytics(fake, tok, query(NUMBER))[1]["conversations"][0]["conversationId"] == cid
+    assert "connected" not in states(fake, cid).values()
+
+
+def test_get_call_shape(fake: FakeGenesys) -> None:
+    tok = token(fake)
+    cid = fake.add_inbound_call(NUMBER, customer_name="Pat Caller")
+    status, _, body = call(fake, "GET", f"/api/v2/conversations/calls/{cid}", token=tok)
+    assert status == 200
+    assert body["selfUri"] == f"/api/v2/conversations/calls/{cid}"
+    assert [p["purpose"] for p in body["participants"]] == ["customer", "ivr", "acd", "agent"]
+    customer, _, _, agent = body["participants"]
+    assert (customer["name"], customer["ani"], customer["state"]) == (
+        "Pat Caller",
+        f"tel:{NUMBER}",
+        "connected",
+    )
+    assert customer["connectedTime"].endswith("Z")
+    assert agent["ani"] == f"sip:{NUMBER}@10.47.1.31;user=phone"
+    assert "name" not in agent
+    status, _, body = call(fake, "GET", "/api/v2/conversations/calls/nope", token=tok)
+    assert (status, body["code"]) == (404, "not.found")
+
+
+def test_patch_customer_ends_two_party_call(fake: FakeGenesys) -> None:
+    tok = token(fake)
+    cid = fake.add_inbound_call(NUMBER)
+    customer = fake.participant_id(cid, "customer")
+    status, body = patch(fake, tok, cid, customer)
+    assert (status, body) == (202, None)
+    assert states(fake, cid)["customer"] == "disconnected"
+    agent = fake.participants(cid)[3]
+    assert (agent["state"], agent["wrapupRequired"]) == ("disconnected", True)
+    status, body = patch(fake, tok, cid, customer)
+    assert (status, body["code"]) == (400, "conversation.error.call.disconnected")
+    assert (
+        patch(fake, tok, cid, "nobody")[1]["code"]
+        == "conversation.error.not.conversation.participant"
+    )
+    assert patch(fake, tok, "nothing", customer)[1]["code"] == "not.found"
+    assert fake.patches()[0] == (cid, customer, {"state": "disconnected"})
+    assert len(fake.patches()) == 4
+
+
+def test_patch_in_conference_keeps_others(fake: FakeGenesys) -> None:
+    tok = token(fake)
+    cid = fake.add_conference([NUMBER, OTHER])
+    assert patch(fake, tok, cid, fake.participant_id(cid, "external", 0))[0] == 202
+    legs = fake.participants(cid)
+    assert [p["state"] for p in legs if p["purpose"] == "external"] == ["disconnected", "connected"]
+    assert states(fake, cid)["agent"] == "connected"
+
+
+def test_patch_bad_body_and_permissions(fake: FakeGenesys) -> None:
+    tok = token(fake)
+    cid = fake.add_inbound_call(NUMBER)
+    customer = fake.participant_id(cid, "customer")
+    assert patch(fake, tok, cid, customer, state="connected")[1]["code"] == "bad.request"
+    fake.deny_permission(DISCONNECT_PERMISSION)
+    fake.deny_permission(ANALYTICS_PERMISSION)
+    status, body = patch(fake, tok, cid, customer)
+    assert (status, body["code"]) == (403, "missing.any.permissions")
+    assert DISCONNECT_PERMISSION in body["message"]
+    assert analytics(fake, tok, query(NUMBER))[1]["messageParams"] == {
+        "permissions": ANALYTICS_PERMISSION
+    }
+
+
+def test_delayed_and_ignored_disconnects(fake: FakeGenesys) -> None:
+    tok = token(fake)
+    fake.disconnect_delay = 0.2
+    cid = fake.add_inbound_call(NUMBER)
+    assert patch(fake, tok, cid, fake.participant_id(cid, "customer"))[0] == 202
+    assert states(fake, cid)["customer"] == "connected"
+    time.sleep(0.5)
+    assert states(fake, cid)["customer"] == "disconnected"
+
+    fake.disconnect_delay = 0.0
+    fake.ignore_disconnects = True
+    cid = fake.add_outbound_call(NUMBER)
+    assert patch(fake, tok, cid, fake.participant_id(cid, "external"))[0] == 202
+    assert states(fake, cid)["external"] == "connected"
+
+
+def test_hang_up(fake: FakeGenesys) -> None:
+    cid = fake.add_inbound_call(NUMBER)
+    fake.hang_up(cid)
+    assert states(fake, cid) == {
+        "customer": "disconnected",
+        "ivr": "terminated",
+        "acd": "terminated",
+        "agent": "disconnected",
+    }
+
+
+def test_inject(fake: FakeGenesys) -> None:
+    tok = token(fake)
+    cid = fake.add_inbound_call(NUMBER)
+    path = f"/api/v2/conversations/calls/{cid}"
+    fake.inject("GET", r"/conversations/calls/", status=429, headers={"Retry-After": "3"}, times=2)
+    for _ in range(2):
+        status, headers, body = call(fake, "GET", path, token=tok)
+        assert (status, headers["Retry-After"], body["code"]) == (429, "3", "too.many.requests")
+    assert call(fake, "GET", path, token=tok)[0] == 200
+    fake.inject("GET", r"/conversations/calls/", status=503)
+    assert call(fake, "GET", path, token=tok)[2]["code"] == "service.unavailable"
+    fake.inject("GET", r"/conversations/calls/", status=200, json_body={"hello": 1}, delay=0.1)
+    assert call(fake, "GET", path, token=tok)[2] == {"hello": 1}
+    assert len(fake.requests_to("GET", r"/conversations/calls/")) == 5
+    recorded = fake.requests[-1]
+    assert recorded.headers["authorization"] == f"Bearer {tok}"
