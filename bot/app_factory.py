@@ -37,6 +37,9 @@ def create_app(
             "DROP_CALLER_SUPERVISORS is empty: nobody can drop callers "
             "until it lists Slack user IDs"
         )
+    # Bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns that the
+    # client's token wins; it is the same token, so that warning only confuses operators.
+    logging.getLogger("slack_bolt.App").addFilter(_drop_token_skipped_warning)
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret or "",
@@ -59,3 +62,7 @@ def create_app(
     commands.register(app, services)
     actions.register(app, services)
     return app
+
+
+def _drop_token_skipped_warning(record: logging.LogRecord) -> bool:
+    return "`token` will be unused" not in record.getMessage()

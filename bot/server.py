@@ -46,6 +46,8 @@ def serve_http(build: Callable[[], WsgiApp], *, host: str, port: int) -> None:
             "graceful_timeout": 30,
             "accesslog": None,
             "loglevel": "info",
+            # gunicorn 27 otherwise opens a control socket in the working directory.
+            "control_socket_disable": True,
         },
     ).run()
 

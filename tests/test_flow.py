@@ -28,10 +28,6 @@ DISCONNECT = "drop_caller_disconnect_0"
 CANCEL = "drop_caller_cancel"
 
 
-def _disconnect_patches(genesys: FakeGenesys) -> list[tuple[str, str, object]]:
-    return genesys.patches()
-
-
 def test_happy_path_drops_exactly_the_caller(bot: BotHarness) -> None:
     """A supervisor's command posts a full card; Disconnect drops the caller and says so."""
     cid = bot.genesys.add_inbound_call(
@@ -63,8 +59,10 @@ def test_happy_path_drops_exactly_the_caller(bot: BotHarness) -> None:
     assert bot.genesys.patches() == [(cid, customer, {"state": "disconnected"})]
     assert all(pid != agent for _, pid, _ in bot.genesys.patches())
     final = bot.slack.wait_for(
-        lambda: "Disconnected" in card_text(bot.slack.message(CHANNEL, card.ts))
-        and bot.slack.message(CHANNEL, card.ts)
+        lambda: (
+            "Disconnected" in card_text(bot.slack.message(CHANNEL, card.ts))
+            and bot.slack.message(CHANNEL, card.ts)
+        )
     )
     final_text = card_text(final)
     assert f"approved by <@{SECOND_SUPERVISOR}>" in final_text
@@ -168,7 +166,8 @@ def test_two_calls_get_one_button_each(bot: BotHarness) -> None:
     card = bot.wait_for_card()
 
     text = card_text(card)
-    assert first in text and second in text
+    assert first in text
+    assert second in text
     find_button(card, "drop_caller_disconnect_0")
     find_button(card, "drop_caller_disconnect_1")
     bot.click(card, "drop_caller_disconnect_1")
@@ -242,8 +241,10 @@ def test_caller_hangs_up_between_card_and_click(bot: BotHarness) -> None:
     assert request.outcome == "already_gone"
     assert bot.genesys.patches() == []
     final = bot.slack.wait_for(
-        lambda: "already" in card_text(bot.slack.message(CHANNEL, card.ts))
-        and bot.slack.message(CHANNEL, card.ts)
+        lambda: (
+            "already" in card_text(bot.slack.message(CHANNEL, card.ts))
+            and bot.slack.message(CHANNEL, card.ts)
+        )
     )
     assert "hung up" in card_text(final) or "ended" in card_text(final)
 
@@ -276,7 +277,9 @@ def test_double_click_disconnects_once(bot: BotHarness) -> None:
     assert len(approvals) == 1
 
 
-def test_expired_request_drops_nothing(genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path) -> None:
+def test_expired_request_drops_nothing(
+    genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path
+) -> None:
     """A click after DROP_CALLER_REQUEST_TTL drops nothing and the card says it expired."""
     with start_bot(genesys, slack, tmp_path, env={"DROP_CALLER_REQUEST_TTL": "1"}) as bot:
         genesys.add_inbound_call(NUMBER)
@@ -288,8 +291,10 @@ def test_expired_request_drops_nothing(genesys: FakeGenesys, slack: FakeSlack, t
 
         bot.wait_for_state(card, "expired")
         final = slack.wait_for(
-            lambda: "Expired" in card_text(slack.message(CHANNEL, card.ts))
-            and slack.message(CHANNEL, card.ts)
+            lambda: (
+                "Expired" in card_text(slack.message(CHANNEL, card.ts))
+                and slack.message(CHANNEL, card.ts)
+            )
         )
         assert not any(block["type"] == "actions" for block in final.blocks)
         assert genesys.patches() == []
@@ -306,8 +311,10 @@ def test_cancel_closes_the_card(bot: BotHarness) -> None:
 
     bot.wait_for_state(card, "cancelled")
     final = bot.slack.wait_for(
-        lambda: "Cancelled by" in card_text(bot.slack.message(CHANNEL, card.ts))
-        and bot.slack.message(CHANNEL, card.ts)
+        lambda: (
+            "Cancelled by" in card_text(bot.slack.message(CHANNEL, card.ts))
+            and bot.slack.message(CHANNEL, card.ts)
+        )
     )
     assert f"<@{SECOND_SUPERVISOR}>" in card_text(final)
     bot.click(card, DISCONNECT)
@@ -380,8 +387,10 @@ def test_missing_permission_is_named(bot: BotHarness) -> None:
     request = bot.wait_for_state(card, "failed")
     assert "Conversation > Communication > Disconnect" in (request.outcome_detail or "")
     bot.slack.wait_for(
-        lambda: "Conversation &gt; Communication &gt; Disconnect"
-        in card_text(bot.slack.message(CHANNEL, card.ts))
+        lambda: (
+            "Conversation &gt; Communication &gt; Disconnect"
+            in card_text(bot.slack.message(CHANNEL, card.ts))
+        )
     )
 
 

@@ -1,0 +1,194 @@
+"""`python app.py` as a process: its configuration contract and HTTP mode under gunicorn."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.genesys import FakeGenesys
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_requests import SlackRequester
+from tests.harness import CHANNEL, NUMBER, SIGNING_SECRET, bot_environment, card_text, find_button
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _base_env(tmp_path: Path) -> dict[str, str]:
+    """A bare environment: no Slack or Genesys variables leak in from the developer's shell."""
+    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env["HOME"] = str(tmp_path)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _run(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, str(APP), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_missing_configuration_names_every_problem(tmp_path: Path) -> None:
+    """With nothing configured: one message naming every missing variable, exit 2, no traceback."""
+    result = _run(tmp_path, _base_env(tmp_path), "--http")
+
+    assert result.returncode == 2
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "GENESYS_CLIENT_ID",
+        "GENESYS_CLIENT_SECRET",
+    ):
+        assert name in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_invalid_values_are_reported_together(tmp_path: Path) -> None:
+    """Bad values are all reported in one go, and secrets are not echoed."""
+    env = _base_env(tmp_path) | {
+        "SLACK_BOT_TOKEN": "xoxb-not-a-real-token",
+        "SLACK_APP_TOKEN": "not-an-app-token",
+        "GENESYS_CLIENT_ID": "id",
+        "GENESYS_CLIENT_SECRET": "very-secret-value",
+        "GENESYS_REGION": "not a region!",
+        "DROP_CALLER_SUPERVISORS": "bob",
+        "DROP_CALLER_REQUEST_TTL": "soon",
+        "PORT": "99999",
+    }
+
+    result = _run(tmp_path, env)
+
+    assert result.returncode == 2
+    for fragment in (
+        "SLACK_APP_TOKEN",
+        "GENESYS_REGION",
+        "DROP_CALLER_SUPERVISORS",
+        "DROP_CALLER_REQUEST_TTL",
+        "PORT",
+    ):
+        assert fragment in result.stderr
+    assert "very-secret-value" not in result.stderr
+    assert "xoxb-not-a-real-token" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_dotenv_is_read_and_the_real_environment_wins(tmp_path: Path) -> None:
+    """.env supplies values; a variable set in the real environment overrides it."""
+    (tmp_path / ".env").write_text(
+        "SLACK_BOT_TOKEN=xoxb-from-dotenv\nDROP_CALLER_DEFAULT_REGION=ZZ\nPORT=abc\n"
+    )
+    env = _base_env(tmp_path) | {"PORT": "3000"}
+
+    result = _run(tmp_path, env, "--http")
+
+    assert result.returncode == 2
+    assert "SLACK_BOT_TOKEN" not in result.stderr  # came from .env
+    assert "DROP_CALLER_DEFAULT_REGION" in result.stderr  # .env's bad value is read
+    assert "PORT" not in result.stderr  # the environment's 3000 beat .env's abc
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with _OPENER.open(url, timeout=2) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+@pytest.fixture
+def http_bot(
+    tmp_path: Path, genesys: FakeGenesys, slack: FakeSlack
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`python app.py --http` running under gunicorn against the fakes."""
+    port = _free_port()
+    env = _base_env(tmp_path) | bot_environment(genesys, slack, tmp_path) | {"PORT": str(port)}
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [sys.executable, str(APP), "--http"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if _get(f"{base}/healthz")[0] == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    try:
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=35)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_http_mode_serves_the_whole_flow(
+    http_bot: tuple[str, subprocess.Popen[str]], genesys: FakeGenesys, slack: FakeSlack
+) -> None:
+    """Under gunicorn: /healthz is 200, and a signed command and click drop the caller."""
+    base, process = http_bot
+    status, body = _get(f"{base}/healthz")
+    assert status == 200, body
+    assert json.loads(body)["ok"] is True
+    cid = genesys.add_inbound_call(NUMBER)
+    requester = SlackRequester(f"{base}/slack/events", SIGNING_SECRET)
+
+    answer = requester.command(NUMBER, response_url=slack.new_response_url(channel=CHANNEL))
+    assert answer.status == 200
+    card = slack.wait_for(lambda: next(iter(slack.messages(CHANNEL)), None), timeout=10)
+    button = find_button(card, "drop_caller_disconnect_0")
+    requester.click(
+        action_id="drop_caller_disconnect_0",
+        value=button["value"],
+        channel_id=CHANNEL,
+        message_ts=card.ts,
+        response_url=slack.new_response_url(channel=CHANNEL, message_ts=card.ts),
+        message=card.to_payload(),
+    )
+    slack.wait_for(lambda: "Disconnected" in card_text(slack.message(CHANNEL, card.ts)), timeout=10)
+    assert genesys.patches() == [
+        (cid, genesys.participant_id(cid, "customer"), {"state": "disconnected"})
+    ]
+    bad = requester.post(b"x=1", content_type="application/x-www-form-urlencoded", signature="v0=0")
+    assert bad.status == 401
+
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=35)
+    assert process.returncode == 0
+    assert "5551234567" not in output.replace("+", "").replace(" ", "").replace("-", "")
+    assert "test-secret" not in output
