@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -21,7 +22,7 @@ from bot.cards import (
 from bot.errors import BotError
 from bot.phone import mask_number
 from bot.services import Services
-from bot.store import Claim, ClaimStatus, DropRequest
+from bot.store import Claim, ClaimStatus, DropRequest, RequestState
 from genesys.errors import GenesysError
 
 logger = logging.getLogger(__name__)
@@ -87,31 +88,63 @@ def handle_disconnect_click(
         )
     except GenesysError as exc:
         logger.warning("Disconnect for request %s failed: %r", claimed.id, exc)
-        final = services.store.finish(
-            claimed.id,
-            succeeded=False,
-            outcome="failed",
-            detail=str(exc),
-            error_code=exc.code,
-            context_id=exc.context_id,
-        )
+        outcome = _Outcome(False, "failed", str(exc), exc.code, exc.context_id)
     except Exception:
         # A bug, not a Genesys answer: record it so the request is not left "approving".
-        services.store.finish(
-            claimed.id,
-            succeeded=False,
-            outcome="failed",
-            detail="The bot hit an internal error; check the call in Genesys Cloud.",
+        _finish(
+            client,
+            respond,
+            services,
+            claimed,
+            _Outcome(False, "failed", "The bot hit an internal error; check the call in Genesys."),
         )
         raise
     else:
+        # "unconfirmed" is not a failure: Genesys accepted the request, and the card says
+        # plainly that the caller had not yet been seen to leave.
+        outcome = _Outcome(True, result.outcome.value, result.detail)
+    _finish(client, respond, services, claimed, outcome)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    succeeded: bool
+    outcome: str
+    detail: str
+    error_code: str | None = None
+    context_id: str | None = None
+
+
+def _finish(
+    client: WebClient,
+    respond: Respond,
+    services: Services,
+    claimed: DropRequest,
+    outcome: _Outcome,
+) -> None:
+    """Record the outcome, then show it on the card, even if recording failed."""
+    try:
         final = services.store.finish(
             claimed.id,
-            # "unconfirmed" is not a failure: Genesys accepted the request; the card says
-            # plainly that the caller had not yet been seen to leave.
-            succeeded=True,
-            outcome=result.outcome.value,
-            detail=result.detail,
+            succeeded=outcome.succeeded,
+            outcome=outcome.outcome,
+            detail=outcome.detail,
+            error_code=outcome.error_code,
+            context_id=outcome.context_id,
+        )
+    except BotError:
+        # The supervisor must still see what happened on Genesys; the log keeps the record.
+        logger.exception(
+            "Could not record the outcome of request %s: %s (%s)",
+            claimed.id,
+            outcome.outcome,
+            outcome.detail,
+        )
+        final = replace(
+            claimed,
+            state=RequestState.DONE if outcome.succeeded else RequestState.FAILED,
+            outcome=outcome.outcome,
+            outcome_detail=outcome.detail + " (The bot could not record this outcome.)",
         )
     _update_card(client, respond, final, *outcome_card(final, services.now()))
 

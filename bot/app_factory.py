@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from slack_bolt import App
+from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
 from bot import actions, commands
@@ -61,7 +61,20 @@ def create_app(
     )
     commands.register(app, services)
     actions.register(app, services)
+    app.error(_report_unexpected_error)
     return app
+
+
+def _report_unexpected_error(error: Exception, respond: Respond | None) -> None:
+    """Log a bug with its traceback and tell the person it affected, instead of silence."""
+    logging.getLogger(__name__).error("Unexpected error in a handler", exc_info=error)
+    if respond is not None:
+        respond(
+            text=":x: The bot hit an internal error, which has been logged. "
+            "Check the call in Genesys Cloud before trying again.",
+            response_type="ephemeral",
+            replace_original=False,
+        )
 
 
 def _drop_token_skipped_warning(record: logging.LogRecord) -> bool:
