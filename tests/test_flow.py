@@ -476,3 +476,32 @@ def test_no_full_number_or_secret_in_logs(
     assert "+1555***4567" in caplog.text
     for secret in (*bot.settings.secrets, "5551234567", "555-123-4567"):
         assert secret not in caplog.text
+
+
+def test_ack_is_immediate_even_when_genesys_hangs(bot: BotHarness) -> None:
+    """A Genesys that never answers does not delay the acknowledgement; a clear message follows."""
+    bot.genesys.add_inbound_call(NUMBER)
+    bot.genesys.latency = 5.0
+
+    answer = bot.command(NUMBER)
+
+    assert answer.status == 200
+    assert answer.elapsed < 1.0
+    assert "Looking for a live call" in answer.body
+    bot.slack.wait_for(lambda: any("Try again" in t for t in bot.ephemeral_texts()), timeout=15)
+    assert bot.slack.messages(CHANNEL) == []
+
+
+def test_stale_card_never_drops_the_callers_new_call(bot: BotHarness) -> None:
+    """The caller hangs up and calls again: the old card's click leaves the new call alone."""
+    old = bot.genesys.add_inbound_call(NUMBER)
+    bot.command(NUMBER)
+    card = bot.wait_for_card()
+    bot.genesys.hang_up(old)
+    new = bot.genesys.add_inbound_call(NUMBER)
+
+    bot.click(card, DISCONNECT)
+
+    assert bot.wait_for_state(card, "done").outcome == "already_gone"
+    assert bot.genesys.patches() == []
+    assert bot.genesys.participants(new)[0]["state"] == "connected"
