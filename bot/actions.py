@@ -11,6 +11,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.authorisation import home_team_id
 from bot.cards import (
     CANCEL_ACTION,
     DISCONNECT_ACTION_PREFIX,
@@ -35,14 +36,24 @@ def register(app: App, services: Services) -> None:
     """Attach the button handlers to `app`."""
 
     def disconnect_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
+        ack: Ack,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: Respond,
+        client: WebClient,
+        context: Any,
     ) -> None:
-        handle_disconnect_click(ack, body, action, respond, client, services)
+        handle_disconnect_click(ack, body, action, respond, client, context, services)
 
     def cancel_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
+        ack: Ack,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: Respond,
+        client: WebClient,
+        context: Any,
     ) -> None:
-        handle_cancel_click(ack, body, action, respond, client, services)
+        handle_cancel_click(ack, body, action, respond, client, context, services)
 
     app.action(DISCONNECT_ACTION)(disconnect_clicked)
     app.action(CANCEL_ACTION)(cancel_clicked)
@@ -54,13 +65,14 @@ def handle_disconnect_click(
     action: dict[str, Any],
     respond: Respond,
     client: WebClient,
+    context: Any,
     services: Services,
 ) -> None:
     """Authorise, claim the request atomically, re-check and disconnect, update the card."""
     ack()
     matched = DISCONNECT_ACTION.match(str(action.get("action_id", "")))
     position = int(matched.group(1)) if matched else -1
-    request = _authorised_request(body, action, respond, services)
+    request = _authorised_request(body, action, respond, context, services)
     if request is None:
         return
     user_id = body["user"]["id"]
@@ -155,11 +167,12 @@ def handle_cancel_click(
     action: dict[str, Any],
     respond: Respond,
     client: WebClient,
+    context: Any,
     services: Services,
 ) -> None:
     """Authorise, cancel the request atomically, update the card."""
     ack()
-    request = _authorised_request(body, action, respond, services)
+    request = _authorised_request(body, action, respond, context, services)
     if request is None:
         return
     try:
@@ -174,7 +187,11 @@ def handle_cancel_click(
 
 
 def _authorised_request(
-    body: dict[str, Any], action: dict[str, Any], respond: Respond, services: Services
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: Respond,
+    context: Any,
+    services: Services,
 ) -> DropRequest | None:
     """The request a click refers to, if the clicker may act on it; otherwise say why not."""
     user_id = str((body.get("user") or {}).get("id", ""))
@@ -182,7 +199,13 @@ def _authorised_request(
         (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
     )
     request_id = str(action.get("value", ""))
-    refusal = services.authoriser.refusal(user_id=user_id, channel_id=channel_id)
+    team_id = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    refusal = services.authoriser.refusal(
+        user_id=user_id,
+        channel_id=channel_id,
+        team_id=team_id,
+        home_team_id=home_team_id(context),
+    )
     if refusal:
         logger.info("Refused a click from %s in %s", user_id, channel_id)
         _tell(respond, refusal)
@@ -192,7 +215,6 @@ def _authorised_request(
     except BotError as exc:
         _tell(respond, f":warning: {escape(str(exc))}")
         return None
-    team_id = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
     if request is None or request.channel_id != channel_id or request.team_id != team_id:
         _tell(respond, "The bot has no such request here, so nothing was done.")
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -42,3 +43,10 @@ class Authoriser:
                 "Callers can't be dropped from this channel. Use one of the channels set up for it."
             )
         return None
+
+
+def home_team_id(context: Any) -> str | None:
+    """The bot's own workspace, as Bolt's authorisation (auth.test) found it."""
+    result = getattr(context, "authorize_result", None)
+    team = getattr(result, "team_id", None)
+    return team if isinstance(team, str) and team else None

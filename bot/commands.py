@@ -9,6 +9,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.authorisation import home_team_id
 from bot.cards import USAGE, confirmation_card, escape
 from bot.errors import BotError, PhoneNumberError
 from bot.phone import display_number, mask_number, parse_phone_number
@@ -52,7 +53,12 @@ def handle_drop_command(
     if text.lower() in ("", "help"):
         ack(USAGE)
         return
-    refusal = services.authoriser.refusal(user_id=user_id, channel_id=channel_id)
+    refusal = services.authoriser.refusal(
+        user_id=user_id,
+        channel_id=channel_id,
+        team_id=command.get("team_id"),
+        home_team_id=home_team_id(context),
+    )
     if refusal:
         logger.info("Refused /drop-caller from %s in %s", user_id, channel_id)
         ack(refusal)

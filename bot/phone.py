@@ -57,4 +57,5 @@ def mask_number(number: str) -> str:
     digits = "".join(ch for ch in number if ch.isdigit())
     if len(digits) < 8:
         return "***" + digits[-2:]
-    return "+" + digits[: len(digits) - 7] + "***" + digits[-4:]
+    plus = "+" if "+" in number else ""
+    return plus + digits[: len(digits) - 7] + "***" + digits[-4:]

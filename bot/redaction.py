@@ -15,9 +15,11 @@ from bot.phone import mask_number
 
 # A run of 7 to 15 digits, optionally led by "+" (or "%2B" in a URL-encoded body), with the
 # separators people and URL encoding put between digits.
+# Not preceded or followed by a letter, digit, "." or "-": UUID groups and decimals stay intact.
 _PHONE = re.compile(
-    r"(?<![\w.%])(?:\+|%2[Bb])?\d(?:(?:[\s().+/-]{1,2}|%20|%2[Bb])?\d){6,14}(?![\w%])"
+    r"(?<![\w.%-])(?:\+|%2[Bb])?\d(?:(?:[\s().+/-]{1,2}|%20|%2[Bb])?\d){6,14}(?![\w%-])"
 )
+_URL_PLUS = re.compile(r"%2[Bb]")
 # Slack tokens, Bearer tokens and HTTP Basic credentials.
 _TOKENS = re.compile(
     r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|(?i:bearer|basic)\s+[A-Za-z0-9._~+/=-]+)"
@@ -31,7 +33,12 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             text = text.replace(secret, REDACTED)
     text = _TOKENS.sub(REDACTED, text)
-    return _PHONE.sub(lambda match: mask_number(match.group(0).replace("%2B", "+")), text)
+    return _PHONE.sub(lambda match: _mask_match(match.group(0)), text)
+
+
+def _mask_match(found: str) -> str:
+    # Undo URL encoding first, so "%20" and "%2B" are not read as digits.
+    return mask_number(_URL_PLUS.sub("+", found).replace("%20", " "))
 
 
 class RedactingFilter(logging.Filter):
@@ -43,7 +50,12 @@ class RedactingFilter(logging.Filter):
         self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage(), self._secrets)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            # A malformed log call: keep the template, drop the arguments it could not use.
+            message = f"{record.msg} [unformattable log arguments dropped]"
+        record.msg = redact(message, self._secrets)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

@@ -159,7 +159,11 @@ class RequestStore:
 
     def __init__(self, engine: sa.Engine, *, now: Callable[[], datetime] | None = None) -> None:
         self._engine = engine
-        self._now = now or (lambda: datetime.now(UTC))
+        self._clock: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
+
+    def _now(self) -> datetime:
+        # SQLite drops UTC offsets, so everything is stored in UTC.
+        return self._clock().astimezone(UTC)
 
     @classmethod
     def from_url(cls, url: str, *, now: Callable[[], datetime] | None = None) -> RequestStore:
@@ -233,7 +237,7 @@ class RequestStore:
                         agent_names=json.dumps(list(match.agent_names)),
                         queue_names=json.dumps(list(match.queue_names)),
                         direction=match.direction,
-                        connected_at=match.connected_at,
+                        connected_at=_utc_or_none(match.connected_at),
                     )
                 )
             _record(
@@ -473,7 +477,7 @@ def _request_from_rows(row: Any, candidate_rows: list[Any]) -> DropRequest:
 
 def _utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; everything stored here is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _utc_or_none(value: datetime | None) -> datetime | None:

@@ -15,6 +15,7 @@ import base64
 import functools
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -171,11 +172,11 @@ class GenesysCalls:
 
     def get_live_call(self, conversation_id: str) -> LiveCall:
         """The call as Genesys sees it now; raises `CallNotFound` for an unknown call."""
-        raw = self._request(
+        # Parsed inside the request, so an unreadable answer counts as a failed attempt.
+        return self._request(
             "reading the call",
-            lambda: self._conversations.get_conversations_call(conversation_id),
+            lambda: _parse_live_call(self._conversations.get_conversations_call(conversation_id)),
         )
-        return _parse_live_call(raw)
 
     def disconnect_participant(
         self, conversation_id: str, participant_id: str, number: str
@@ -232,7 +233,16 @@ class GenesysCalls:
         except CallNotFound:
             return result(DisconnectOutcome.ALREADY_GONE, "The call has already ended.")
 
-        if self._wait_until_gone(conversation_id, participant_id):
+        try:
+            gone = self._wait_until_gone(conversation_id, participant_id)
+        except GenesysError as error:
+            # The disconnect was accepted; only the check failed. Say exactly that.
+            return result(
+                DisconnectOutcome.UNCONFIRMED,
+                "Genesys accepted the request, but the bot could not check that the caller "
+                f"left ({error}). Check the call in Genesys Cloud.",
+            )
+        if gone:
             return result(DisconnectOutcome.DISCONNECTED, "The caller was disconnected.")
         return result(
             DisconnectOutcome.UNCONFIRMED,
@@ -386,16 +396,7 @@ class GenesysCalls:
             post_params={"grant_type": "client_credentials"},
         )
         # No retry loop here: a failure surfaces as _Retryable to `_request`, which owns retries.
-        response = self._translate_token(lambda: self._http.request(options))
-        try:
-            data = json.loads(response.data)
-            token = str(data["access_token"])
-            lifetime = float(data.get("expires_in", 3600))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise GenesysUnavailable(
-                "Genesys Cloud's sign-in service sent an answer the bot could not read. "
-                "Try again in a minute."
-            ) from exc
+        token, lifetime = self._translate_token(lambda: _token_answer(self._http.request(options)))
         margin = min(self._config.token_renew_margin, lifetime / 10)
         self._token = token
         self._token_renew_at = self._clock() + lifetime - margin
@@ -403,7 +404,7 @@ class GenesysCalls:
         self.tokens_fetched += 1
         logger.info("Signed in to Genesys Cloud; token valid for %d s", int(lifetime))
 
-    def _translate_token(self, call: Callable[[], Any]) -> Any:
+    def _translate_token(self, call: Callable[[], T]) -> T:
         try:
             return call()
         except ApiException as exc:
@@ -424,6 +425,22 @@ class GenesysCalls:
                     f"({_network_reason(exc)}). Try again in a minute."
                 )
             ) from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _Retryable(
+                GenesysUnavailable(
+                    "Genesys Cloud's sign-in service sent an answer the bot could not read. "
+                    "Try again in a minute."
+                )
+            ) from exc
+
+
+def _token_answer(response: Any) -> tuple[str, float]:
+    """The access token and its lifetime in seconds from a token response."""
+    data = json.loads(response.data)
+    token = data["access_token"]
+    if not isinstance(token, str) or not token:
+        raise ValueError("no access token in the answer")
+    return token, float(data.get("expires_in", 3600))
 
 
 # -------------------------------------------------------------------- parsing
@@ -496,6 +513,8 @@ def _parse_analytics_hit(conversation: Any) -> _AnalyticsHit:
 
 
 def _parse_live_call(raw: Any) -> LiveCall:
+    if not isinstance(getattr(raw, "id", None), str) or not isinstance(raw.participants, list):
+        raise ValueError("the call has no id or no participant list")
     return LiveCall(
         conversation_id=raw.id,
         parties=tuple(_parse_party(p) for p in raw.participants or []),
@@ -613,19 +632,23 @@ def _error_from_api_exception(exc: ApiException, what: str) -> GenesysError:
     )
 
 
+_PERMISSION = re.compile(r"\b[a-z][A-Za-z]*:[A-Za-z]+:[A-Za-z]+\b")
+
+
 def _missing_permission(body: dict[str, Any], what: str) -> str:
-    text = json.dumps(body)
-    for permission in PERMISSION_NAMES:
-        if permission in text:
-            return permission
+    """The permission Genesys names in a 403, or the one this operation needs."""
+    named = _PERMISSION.search(json.dumps(body))
+    if named:
+        return named.group(0)
     return DISCONNECT_PERMISSION if what.startswith("disconnecting") else ANALYTICS_PERMISSION
 
 
 def _network_reason(exc: urllib3.exceptions.HTTPError) -> str:
-    if isinstance(exc, urllib3.exceptions.TimeoutError):
-        return "no answer in time"
+    # NewConnectionError is a ConnectTimeoutError in urllib3 2, so it is tested first.
     if isinstance(exc, urllib3.exceptions.NewConnectionError):
         return "connection refused"
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        return "no answer in time"
     if isinstance(exc, urllib3.exceptions.ProtocolError):
         return "connection dropped"
     return type(exc).__name__

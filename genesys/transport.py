@@ -7,9 +7,16 @@ included. This keeps the SDK's request and error handling and swaps only the poo
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import certifi
 import urllib3
 from PureCloudPlatformClientV2.default_http_client import DefaultHttpClient
+
+
+class UnreadableResponse(ValueError):
+    """A successful answer whose body is not JSON (a proxy's HTML page, a cut-off body)."""
 
 
 class BoundedHttpClient(DefaultHttpClient):  # type: ignore[misc]  # the SDK is untyped
@@ -29,3 +36,20 @@ class BoundedHttpClient(DefaultHttpClient):  # type: ignore[misc]  # the SDK is 
             cert_reqs="CERT_REQUIRED",
             ca_certs=certifi.where(),
         )
+
+    def request(self, http_request_options: Any) -> Any:
+        """Send the request; refuse a 2xx answer whose body is not JSON.
+
+        The SDK would quietly turn such a body into an empty model, which reads as "no calls"
+        or "the caller has gone".
+        """
+        response = super().request(http_request_options)
+        if response.data:
+            try:
+                parsed = json.loads(response.data)
+            except ValueError as exc:
+                raise UnreadableResponse("Genesys answered with a body that is not JSON") from exc
+            # Every answer the bot reads is a JSON object; a bare string or number is not one.
+            if not isinstance(parsed, dict | list):
+                raise UnreadableResponse("Genesys answered with JSON that is not an object")
+        return response

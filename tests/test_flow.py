@@ -505,3 +505,22 @@ def test_stale_card_never_drops_the_callers_new_call(bot: BotHarness) -> None:
     assert bot.wait_for_state(card, "done").outcome == "already_gone"
     assert bot.genesys.patches() == []
     assert bot.genesys.participants(new)[0]["state"] == "connected"
+
+
+def test_requests_from_another_workspace_are_refused(bot: BotHarness) -> None:
+    """A command or click signed for this app but from another team_id does nothing."""
+    bot.genesys.add_inbound_call(NUMBER)
+    bot.command(NUMBER)
+    card = bot.wait_for_card()
+    foreign = bot.requester.click(
+        action_id=DISCONNECT,
+        value=find_button(card, DISCONNECT)["value"],
+        channel_id=CHANNEL,
+        message_ts=card.ts,
+        response_url=bot.slack.new_response_url(channel=CHANNEL, message_ts=card.ts),
+        team_id="T0THER",
+    )
+    assert foreign.status == 200
+    bot.slack.wait_for(lambda: any("another Slack workspace" in t for t in bot.ephemeral_texts()))
+    assert bot.genesys.patches() == []
+    assert bot.request_for(card).state.value == "pending"
