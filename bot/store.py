@@ -1,8 +1,14 @@
-"""Drop requests and their decisions, kept in a SQL database (SQLite by default).
+"""Drop requests and their decisions, kept in a SQL database (SQLite by default, PostgreSQL
+for several instances).
 
 Every state change is one conditional UPDATE, so it is atomic in the database itself: two
 clicks on one card, in one process or in two, cannot both claim a request. Each change also
-appends a row to `drop_events`, which is never updated or deleted.
+appends a row to `drop_events` in the same transaction; the database refuses any UPDATE or
+DELETE of that table (triggers from migration 0002).
+
+The schema is created and migrated in place by Alembic (`bot/migrations`) when the store is
+first used, under a lock on PostgreSQL so that instances starting together do it once. A
+database that is down at start is retried on every use, so the bot starts without it.
 
     pending ──claim──▶ approving ──finish──▶ done | failed
        ├──cancel──▶ cancelled
@@ -14,19 +20,33 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import logging
 import secrets
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 from bot.errors import StoreUnavailable
 from genesys.models import CallMatch
 
+logger = logging.getLogger(__name__)
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Any fixed number: the PostgreSQL advisory lock that serialises migrations across instances.
+_MIGRATION_LOCK = 7_341_002
+# How often a store whose database is down tries to reach it again, at most.
+_RETRY_SECONDS = 2.0
 
 
 def _unavailable_as_error(method: Callable[P, R]) -> Callable[P, R]:
@@ -34,9 +54,14 @@ def _unavailable_as_error(method: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0]
+        assert isinstance(store, RequestStore)
         try:
+            store.ensure_schema()
             return method(*args, **kwargs)
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, StoreUnavailable) as exc:
+            if isinstance(exc, StoreUnavailable):
+                raise
             raise StoreUnavailable(
                 "The bot's database is unavailable, so nothing was recorded or done. "
                 "Try again in a minute."
@@ -79,6 +104,7 @@ drop_requests = sa.Table(
     sa.Column("error_code", sa.String(128)),
     sa.Column("context_id", sa.String(64)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 drop_candidates = sa.Table(
@@ -100,7 +126,7 @@ drop_events = sa.Table(
     "drop_events",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("request_id", sa.String(32), nullable=False, index=True),
+    sa.Column("request_id", sa.String(32), nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("actor_id", sa.String(32)),
@@ -128,6 +154,7 @@ class DropRequest:
     outcome: str | None
     outcome_detail: str | None
     candidates: tuple[CallMatch, ...]
+    dry_run: bool = False
 
     @property
     def chosen(self) -> CallMatch | None:
@@ -160,6 +187,10 @@ class RequestStore:
     def __init__(self, engine: sa.Engine, *, now: Callable[[], datetime] | None = None) -> None:
         self._engine = engine
         self._clock: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
+        self._last_attempt = float("-inf")
+        self._last_error: BaseException | None = None
 
     def _now(self) -> datetime:
         # SQLite drops UTC offsets, so everything is stored in UTC.
@@ -167,23 +198,58 @@ class RequestStore:
 
     @classmethod
     def from_url(cls, url: str, *, now: Callable[[], datetime] | None = None) -> RequestStore:
-        """Open (and if need be create) the store at a SQLAlchemy URL."""
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        connect_args: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            # Wait for a concurrent writer instead of failing at once.
-            connect_args["timeout"] = 15
-        engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
-        if url.startswith("sqlite"):
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
-        store = cls(engine, now=now)
-        store.create_schema()
+        """A store for a `sqlite:///…` or `postgresql://…` URL.
+
+        The schema is prepared at once if the database answers; if it does not, the store is
+        returned anyway and tries again on each use (`StoreUnavailable` until it succeeds).
+        """
+        store = cls(create_engine(url), now=now)
+        try:
+            store.ensure_schema()
+        except StoreUnavailable as exc:
+            logger.error("%s The bot starts anyway and keeps trying.", exc)
         return store
 
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self._engine.dialect.name
+
+    def ensure_schema(self) -> None:
+        """Create or migrate the schema once; `StoreUnavailable` while the database is down."""
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            # While the database is down, do not pay a connection timeout on every request.
+            if time.monotonic() - self._last_attempt >= _RETRY_SECONDS:
+                self._last_attempt = time.monotonic()
+                try:
+                    self.create_schema()
+                except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                    self._last_error = exc
+                else:
+                    self._schema_ready = True
+                    return
+            raise StoreUnavailable(
+                "The bot's database is unavailable, so nothing was recorded or done. "
+                "Try again in a minute."
+            ) from self._last_error
+
     def create_schema(self) -> None:
-        """Create the tables if they do not exist yet (idempotent)."""
-        metadata.create_all(self._engine)
+        """Bring the schema to the newest revision, keeping every row (idempotent)."""
+        with self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+            config = Config()
+            config.set_main_option("script_location", str(_MIGRATIONS))
+            config.attributes["connection"] = connection
+            tables = sa.inspect(connection).get_table_names()
+            if "drop_requests" in tables and "alembic_version" not in tables:
+                # Created by the first release with create_all(), which was revision 0001.
+                command.stamp(config, "0001")
+            command.upgrade(config, "head")
 
     def ping(self) -> bool:
         """True when the database answers."""
@@ -490,3 +556,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def create_engine(url: str) -> sa.Engine:
+    """A SQLAlchemy engine for a `sqlite:///…` or `postgresql://…` URL."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    connect_args: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Wait for a concurrent writer instead of failing at once.
+        connect_args["timeout"] = 15
+    else:
+        # Fail fast while PostgreSQL is down, so commands get a clear answer in time.
+        connect_args["connect_timeout"] = 3
+    engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    if url.startswith("sqlite"):
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine

@@ -19,6 +19,7 @@ import pytest  # noqa: E402
 from tests.fakes.genesys import FakeGenesys  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 from tests.harness import BotHarness, start_bot  # noqa: E402
+from tests.postgres import fresh_database, unavailable_reason  # noqa: E402
 
 
 @pytest.fixture
@@ -40,3 +41,22 @@ def bot(genesys: FakeGenesys, slack: FakeSlack, tmp_path: os.PathLike[str]) -> I
     """The real bot (Bolt app, real Genesys SDK, SQLite store) served over HTTP on loopback."""
     with start_bot(genesys, slack, tmp_path) as harness:
         yield harness
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (skipped, with the reason, where there is none)."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL tests need a server: {reason}")
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Iterator[str]:
+    """The same test on a SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{os.path.join(tmp_path, 'drop_caller.db')}"
+    else:
+        yield request.getfixturevalue("postgres_url")

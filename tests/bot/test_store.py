@@ -1,9 +1,10 @@
-"""bot.store.RequestStore on SQLite files, with an injected clock."""
+"""bot.store.RequestStore on a SQLite file and on PostgreSQL, with an injected clock."""
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,7 +14,14 @@ import pytest
 import sqlalchemy as sa
 
 from bot.errors import StoreUnavailable
-from bot.store import ClaimStatus, DropRequest, RequestState, RequestStore, drop_events
+from bot.store import (
+    ClaimStatus,
+    DropRequest,
+    RequestState,
+    RequestStore,
+    create_engine,
+    drop_events,
+)
 from genesys.models import CallMatch
 
 START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -70,8 +78,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 's.db'}"
+def db_url(database_url: str) -> str:
+    return database_url
 
 
 @pytest.fixture
@@ -92,7 +100,7 @@ def _create(store: RequestStore, candidates: tuple[CallMatch, ...] = CALLS) -> D
 
 
 def _raw_events(db_url: str) -> list[tuple[Any, ...]]:
-    engine = sa.create_engine(db_url)
+    engine = create_engine(db_url)
     try:
         with engine.connect() as connection:
             rows = connection.execute(sa.select(drop_events).order_by(drop_events.c.id)).all()
@@ -449,11 +457,24 @@ def test_ping_of_an_unopenable_database_is_false(unopenable: RequestStore) -> No
     assert unopenable.ping() is False
 
 
-def test_from_url_on_an_unopenable_sqlite_path_raises_at_create_schema(tmp_path: Path) -> None:
-    """from_url creates the schema at once, so an unopenable path fails there (raw SQLAlchemy)."""
+def test_from_url_on_an_unopenable_database_still_starts(tmp_path: Path) -> None:
+    """from_url on a database that cannot be opened returns a store that says so on each use."""
     url = f"sqlite:///{tmp_path / 'missing' / 's.db'}"
-    with pytest.raises(sa.exc.OperationalError, match="unable to open database file"):
-        RequestStore.from_url(url)
+    store = RequestStore.from_url(url)
+    assert store.ping() is False
+    with pytest.raises(StoreUnavailable, match="database is unavailable"):
+        store.get("a" * 24)
+
+
+def test_store_recovers_when_the_database_comes_back(tmp_path: Path) -> None:
+    """A database that appears after start is used without a restart."""
+    folder = tmp_path / "later"
+    store = RequestStore.from_url(f"sqlite:///{folder / 's.db'}")
+    with pytest.raises(StoreUnavailable):
+        store.get("a" * 24)
+    folder.mkdir()
+    time.sleep(2.1)  # the store retries a down database at most every 2 s
+    assert store.get("a" * 24) is None
 
 
 def test_operations_on_a_closed_postgresql_port_raise_store_unavailable() -> None:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the request store; applied automatically at start (`bot.store`)."""

@@ -1,0 +1,55 @@
+"""Dry-run flag, indexes for the sweeper and the audit export, and an append-only audit table.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision: str | None = "0001"
+branch_labels = None
+depends_on = None
+
+_SQLITE_GUARDS = [
+    """
+    CREATE TRIGGER drop_events_no_update BEFORE UPDATE ON drop_events
+    BEGIN SELECT RAISE(ABORT, 'drop_events is append-only'); END
+    """,
+    """
+    CREATE TRIGGER drop_events_no_delete BEFORE DELETE ON drop_events
+    BEGIN SELECT RAISE(ABORT, 'drop_events is append-only'); END
+    """,
+]
+_POSTGRES_GUARDS = [
+    """
+    CREATE OR REPLACE FUNCTION drop_events_append_only() RETURNS trigger AS $$
+    BEGIN RAISE EXCEPTION 'drop_events is append-only'; END
+    $$ LANGUAGE plpgsql
+    """,
+    """
+    CREATE TRIGGER drop_events_no_change BEFORE UPDATE OR DELETE ON drop_events
+    FOR EACH ROW EXECUTE FUNCTION drop_events_append_only()
+    """,
+]
+
+
+def upgrade() -> None:
+    """Add the columns and indexes; forbid changing or deleting audit events."""
+    with op.batch_alter_table("drop_requests") as batch:
+        batch.add_column(
+            sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false())
+        )
+    op.create_index("ix_drop_requests_state_expires", "drop_requests", ["state", "expires_at"])
+    op.create_index("ix_drop_events_at", "drop_events", ["at"])
+    guards = _POSTGRES_GUARDS if op.get_bind().dialect.name == "postgresql" else _SQLITE_GUARDS
+    for statement in guards:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    """Not supported: the audit trail is never dropped."""
+    raise NotImplementedError("drop-caller never migrates down")
