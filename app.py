@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from dotenv import find_dotenv, load_dotenv
 
-from bot.app_factory import create_app
+from bot.app_factory import create_bot
+from bot.audit import parse_moment, write_records
+from bot.errors import StoreUnavailable
 from bot.redaction import configure_logging
 from bot.settings import Mode, Settings, SettingsError, load_settings
 from bot.store import RequestStore
@@ -22,11 +24,16 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for bad configuration)."""
-    parser = argparse.ArgumentParser(description="drop-caller Slack bot")
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["audit"]:
+        return audit(args_list[1:])
+    parser = argparse.ArgumentParser(
+        description="drop-caller Slack bot. `python app.py audit --help` exports the audit trail."
+    )
     transport = parser.add_mutually_exclusive_group()
     transport.add_argument("--http", dest="mode", action="store_const", const="http")
     transport.add_argument("--socket", dest="mode", action="store_const", const="socket")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     mode: Mode | None = args.mode
 
     # The real environment wins over .env.
@@ -45,7 +52,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         assert settings.slack_app_token is not None
         store, calls = build_parts(settings)
-        serve_socket_mode(create_app(settings, calls, store), settings.slack_app_token)
+        bot = create_bot(settings, calls, store)
+        bot.start_background()
+        serve_socket_mode(bot.app, settings.slack_app_token)
+    return 0
+
+
+def audit(argv: Sequence[str]) -> int:
+    """`python app.py audit`: print the audit trail; needs only DATABASE_URL."""
+    parser = argparse.ArgumentParser(
+        prog="app.py audit", description="Export the drop-caller audit trail to stdout."
+    )
+    parser.add_argument("--since", type=parse_moment, help="from this ISO date/time (UTC)")
+    parser.add_argument("--until", type=parse_moment, help="before this ISO date/time (UTC)")
+    parser.add_argument("--format", choices=("csv", "json"), default="csv")
+    args = parser.parse_args(argv)
+    load_dotenv(find_dotenv(usecwd=True), override=False)
+    store = RequestStore.from_url(os.environ.get("DATABASE_URL") or "sqlite:///drop_caller.db")
+    try:
+        records = store.audit_records(args.since, args.until)
+    except StoreUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    write_records(records, args.format, sys.stdout)
     return 0
 
 
@@ -68,10 +97,11 @@ def build_parts(settings: Settings) -> tuple[RequestStore, GenesysCalls]:
 
 
 def build_http_app(settings: Settings) -> WsgiApp:
-    """The WSGI application for HTTP mode."""
+    """The WSGI application for HTTP mode, with its background work started."""
     store, calls = build_parts(settings)
-    app = create_app(settings, calls, store)
-    return wsgi_app(app, lambda: health_report(store.ping, lambda: calls.last_contact))
+    bot = create_bot(settings, calls, store)
+    bot.start_background()
+    return wsgi_app(bot.app, lambda: health_report(store.ping, lambda: calls.last_contact))
 
 
 if __name__ == "__main__":

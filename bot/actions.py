@@ -8,16 +8,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.authorisation import home_team_id
 from bot.cards import (
     CANCEL_ACTION,
     DISCONNECT_ACTION_PREFIX,
-    Block,
     escape,
-    outcome_card,
     progress_card,
 )
 from bot.errors import BotError
@@ -40,20 +36,18 @@ def register(app: App, services: Services) -> None:
         body: dict[str, Any],
         action: dict[str, Any],
         respond: Respond,
-        client: WebClient,
         context: Any,
     ) -> None:
-        handle_disconnect_click(ack, body, action, respond, client, context, services)
+        handle_disconnect_click(ack, body, action, respond, context, services)
 
     def cancel_clicked(
         ack: Ack,
         body: dict[str, Any],
         action: dict[str, Any],
         respond: Respond,
-        client: WebClient,
         context: Any,
     ) -> None:
-        handle_cancel_click(ack, body, action, respond, client, context, services)
+        handle_cancel_click(ack, body, action, respond, context, services)
 
     app.action(DISCONNECT_ACTION)(disconnect_clicked)
     app.action(CANCEL_ACTION)(cancel_clicked)
@@ -64,7 +58,6 @@ def handle_disconnect_click(
     body: dict[str, Any],
     action: dict[str, Any],
     respond: Respond,
-    client: WebClient,
     context: Any,
     services: Services,
 ) -> None:
@@ -76,12 +69,18 @@ def handle_disconnect_click(
     if request is None:
         return
     user_id = body["user"]["id"]
+    refusal = services.policy.self_approval_refusal(
+        request.requester_id, user_id
+    ) or services.policy.protected_refusal(request.number)
+    if refusal:
+        _tell(respond, refusal)
+        return
     try:
         claim = services.store.claim(request.id, user_id, position)
     except BotError as exc:
         _tell(respond, f":warning: {escape(str(exc))}")
         return
-    if _report_unclaimed(claim, respond, client, services):
+    if _report_unclaimed(claim, respond, services):
         return
     claimed = claim.request
     assert claimed is not None
@@ -93,10 +92,13 @@ def handle_disconnect_click(
         mask_number(claimed.number),
         chosen.conversation_id,
     )
-    _update_card(client, respond, claimed, *progress_card(claimed, services.now()))
+    services.publisher.replace(claimed, *progress_card(claimed, services.now()), respond=respond)
     try:
         result = services.calls.disconnect_participant(
-            chosen.conversation_id, chosen.participant_id, claimed.number
+            chosen.conversation_id,
+            chosen.participant_id,
+            claimed.number,
+            dry_run=claimed.dry_run,
         )
     except GenesysError as exc:
         logger.warning("Disconnect for request %s failed: %r", claimed.id, exc)
@@ -104,7 +106,6 @@ def handle_disconnect_click(
     except Exception:
         # A bug, not a Genesys answer: record it so the request is not left "approving".
         _finish(
-            client,
             respond,
             services,
             claimed,
@@ -115,7 +116,7 @@ def handle_disconnect_click(
         # "unconfirmed" is not a failure: Genesys accepted the request, and the card says
         # plainly that the caller had not yet been seen to leave.
         outcome = _Outcome(True, result.outcome.value, result.detail)
-    _finish(client, respond, services, claimed, outcome)
+    _finish(respond, services, claimed, outcome)
 
 
 @dataclass(frozen=True)
@@ -128,13 +129,16 @@ class _Outcome:
 
 
 def _finish(
-    client: WebClient,
     respond: Respond,
     services: Services,
     claimed: DropRequest,
     outcome: _Outcome,
 ) -> None:
-    """Record the outcome, then show it on the card, even if recording failed."""
+    """Record the outcome, then show it on the card and in the audit channel.
+
+    The card shows the outcome even if recording it failed: the supervisor must see what
+    happened on Genesys, and the log keeps the record (crash recovery: see the README).
+    """
     try:
         final = services.store.finish(
             claimed.id,
@@ -158,7 +162,8 @@ def _finish(
             outcome=outcome.outcome,
             outcome_detail=outcome.detail + " (The bot could not record this outcome.)",
         )
-    _update_card(client, respond, final, *outcome_card(final, services.now()))
+    services.publisher.show_outcome(final, services.now(), respond=respond)
+    services.publisher.audit(final)
 
 
 def handle_cancel_click(
@@ -166,7 +171,6 @@ def handle_cancel_click(
     body: dict[str, Any],
     action: dict[str, Any],
     respond: Respond,
-    client: WebClient,
     context: Any,
     services: Services,
 ) -> None:
@@ -180,10 +184,11 @@ def handle_cancel_click(
     except BotError as exc:
         _tell(respond, f":warning: {escape(str(exc))}")
         return
-    if _report_unclaimed(claim, respond, client, services):
+    if _report_unclaimed(claim, respond, services):
         return
     assert claim.request is not None
-    _update_card(client, respond, claim.request, *outcome_card(claim.request, services.now()))
+    services.publisher.show_outcome(claim.request, services.now(), respond=respond)
+    services.publisher.audit(claim.request)
 
 
 def _authorised_request(
@@ -221,15 +226,15 @@ def _authorised_request(
     return request
 
 
-def _report_unclaimed(
-    claim: Claim, respond: Respond, client: WebClient, services: Services
-) -> bool:
+def _report_unclaimed(claim: Claim, respond: Respond, services: Services) -> bool:
     """Tell the clicker why their click did nothing; False when the claim succeeded."""
     if claim.status == ClaimStatus.CLAIMED:
         return False
     request = claim.request
     if claim.status == ClaimStatus.EXPIRED and request is not None:
-        _update_card(client, respond, request, *outcome_card(request, services.now()))
+        services.publisher.show_outcome(request, services.now(), respond=respond)
+        if claim.expired_now:
+            services.publisher.audit(request)
         _tell(respond, "This request had expired, so nothing was disconnected.")
     elif claim.status == ClaimStatus.ALREADY_DECIDED and request is not None:
         who = f" by <@{request.decided_by}>" if request.decided_by else ""
@@ -239,28 +244,6 @@ def _report_unclaimed(
     else:
         _tell(respond, "The bot has no such request here, so nothing was done.")
     return True
-
-
-def _update_card(
-    client: WebClient, respond: Respond, request: DropRequest, text: str, blocks: list[Block]
-) -> None:
-    """Replace the card in place: chat.update where we posted it, else the click's response_url."""
-    if request.message_ts:
-        try:
-            client.chat_update(
-                channel=request.channel_id, ts=request.message_ts, text=text, blocks=blocks
-            )
-        except SlackApiError as exc:
-            logger.warning(
-                "chat.update failed for request %s: %s", request.id, exc.response.get("error")
-            )
-        else:
-            return
-    answer = respond(text=text, blocks=blocks, replace_original=True)
-    if answer.status_code != 200:
-        logger.error(
-            "Could not update the card of request %s (HTTP %s)", request.id, answer.status_code
-        )
 
 
 def _tell(respond: Respond, text: str) -> None:

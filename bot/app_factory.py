@@ -5,37 +5,63 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
 from bot import actions, commands
 from bot.authorisation import Authoriser
+from bot.policy import Policy
+from bot.publisher import CardPublisher
 from bot.services import CallDirectory, Services
 from bot.settings import Settings
 from bot.store import RequestStore
+from bot.supervisors import SupervisorDirectory
+from bot.sweeper import RECOVER_AFTER, Sweeper
 
 # Each listener holds a thread while it waits on Genesys; Bolt's default of 5 lets five slow
 # lookups starve the sixth command's acknowledgement.
 LISTENER_THREADS = 32
 
 
-def create_app(
+@dataclass
+class Bot:
+    """The Bolt app and the background work that goes with it."""
+
+    app: App
+    services: Services
+    supervisors: SupervisorDirectory
+    sweeper: Sweeper
+
+    def start_background(self) -> None:
+        """Read supervisor groups and start sweeping (expiry, crash recovery)."""
+        self.supervisors.start()
+        self.sweeper.start()
+
+    def stop_background(self) -> None:
+        """Stop the background threads."""
+        self.sweeper.stop()
+        self.supervisors.stop()
+
+
+def create_bot(
     settings: Settings,
     calls: CallDirectory,
     store: RequestStore,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> App:
-    """A Bolt app with the command and button handlers attached."""
+    recover_after: timedelta = RECOVER_AFTER,
+) -> Bot:
+    """The Bolt app with its handlers, plus its background workers (not yet started)."""
     client = WebClient(
         token=settings.slack_bot_token, base_url=settings.slack_api_url or WebClient.BASE_URL
     )
-    if not settings.supervisors:
+    if not settings.supervisors and not settings.supervisor_groups:
         logging.getLogger(__name__).warning(
             "DROP_CALLER_SUPERVISORS is empty: nobody can drop callers "
-            "until it lists Slack user IDs"
+            "until it lists Slack user IDs or user-group IDs"
         )
     # Bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns that the
     # client's token wins; it is the same token, so that warning only confuses operators.
@@ -51,18 +77,47 @@ def create_app(
             max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"
         ),
     )
+    supervisors = SupervisorDirectory(
+        settings.supervisors, settings.supervisor_groups, client=client
+    )
+    publisher = CardPublisher(client, audit_channel=settings.audit_channel)
     services = Services(
         calls=calls,
         store=store,
-        authoriser=Authoriser(supervisors=settings.supervisors, channels=settings.channels),
-        default_region=settings.default_region,
+        authoriser=Authoriser(supervisors, channels=settings.channels),
+        policy=Policy(
+            default_region=settings.default_region,
+            protected_numbers=settings.protected_numbers,
+            two_person=settings.two_person,
+            dry_run=settings.dry_run,
+        ),
+        publisher=publisher,
         request_ttl=settings.request_ttl,
         now=now,
     )
     commands.register(app, services)
     actions.register(app, services)
     app.error(_report_unexpected_error)
-    return app
+    sweeper = Sweeper(
+        store,
+        calls,
+        publisher,
+        interval=settings.sweep_interval,
+        now=now,
+        recover_after=recover_after,
+    )
+    return Bot(app=app, services=services, supervisors=supervisors, sweeper=sweeper)
+
+
+def create_app(
+    settings: Settings,
+    calls: CallDirectory,
+    store: RequestStore,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> App:
+    """Just the Bolt app, without background work (for tests and embedding)."""
+    return create_bot(settings, calls, store, now=now).app
 
 
 def _report_unexpected_error(error: Exception, respond: Respond | None) -> None:

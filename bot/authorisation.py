@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
+from bot.supervisors import Membership, SupervisorDirectory
 
-@dataclass(frozen=True)
+
 class Authoriser:
-    """Supervisors (Slack user ids) and, optionally, the channels the command may be used in."""
+    """Supervisors and, optionally, the channels the command may be used in."""
 
-    supervisors: frozenset[str]
-    channels: frozenset[str] | None
+    def __init__(
+        self, supervisors: SupervisorDirectory | Iterable[str], channels: frozenset[str] | None
+    ) -> None:
+        self.supervisors = (
+            supervisors
+            if isinstance(supervisors, SupervisorDirectory)
+            else SupervisorDirectory(supervisors)
+        )
+        self.channels = channels
 
     def refusal(
         self,
@@ -27,13 +35,19 @@ class Authoriser:
         """
         if home_team_id is not None and team_id != home_team_id:
             return "This request comes from another Slack workspace; nothing was done."
-        if not self.supervisors:
+        if not self.supervisors.configured:
             return (
                 "Nobody may drop callers yet: no supervisors are configured. An admin sets "
                 "DROP_CALLER_SUPERVISORS to a comma-separated list of Slack user IDs "
                 "(such as U012ABCDEF) and restarts the bot."
             )
-        if user_id not in self.supervisors:
+        membership = self.supervisors.membership(user_id)
+        if membership == Membership.UNKNOWN:
+            return (
+                "The bot could not read the supervisors' Slack user groups yet, so it cannot "
+                "tell whether you are one. Try again in a minute."
+            )
+        if membership == Membership.NO:
             return (
                 "Only supervisors can drop callers, and you are not on the list. "
                 "Ask an admin to add your Slack user ID to DROP_CALLER_SUPERVISORS."

@@ -37,7 +37,9 @@ def disconnect_action_id(position: int) -> str:
     return f"{DISCONNECT_ACTION_PREFIX}{position}"
 
 
-def confirmation_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]:
+def confirmation_card(
+    request: DropRequest, now: datetime, *, two_person: bool = False
+) -> tuple[str, list[Block]]:
     """The card that asks a supervisor to confirm: one Disconnect button per call found."""
     number = escape(display_number(request.number))
     several = len(request.candidates) > 1
@@ -47,6 +49,8 @@ def confirmation_card(request: DropRequest, now: datetime) -> tuple[str, list[Bl
         else f":telephone_receiver: <@{request.requester_id}> asked to drop *{number}*, "
         f"who is on *{len(request.candidates)} live calls*. Choose the call to disconnect."
     )
+    if request.dry_run:
+        intro = f":test_tube: *Dry run*: nothing will really be disconnected.\n{intro}"
     blocks: list[Block] = [_section(intro)]
     buttons: list[Block] = []
     for position, match in enumerate(request.candidates):
@@ -61,13 +65,16 @@ def confirmation_card(request: DropRequest, now: datetime) -> tuple[str, list[Bl
         }
     )
     blocks.append({"type": "actions", "block_id": f"drop_{request.id}", "elements": buttons})
-    blocks.append(
-        _context(
-            f"Only supervisors can confirm. Expires {_clock(request.expires_at)} UTC. "
-            f"Request `{request.id}`"
-        )
+    who = (
+        f"Awaits a second supervisor: <@{request.requester_id}> cannot approve their own request."
+        if two_person
+        else "Only supervisors can confirm."
     )
-    return f"Drop caller {number}? Awaiting a supervisor's confirmation.", blocks
+    blocks.append(
+        _context(f"{who} Expires {_clock(request.expires_at)} UTC. Request `{request.id}`")
+    )
+    awaiting = "a second supervisor's" if two_person else "a supervisor's"
+    return f"Drop caller {number}? Awaiting {awaiting} confirmation.", blocks
 
 
 def progress_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]:
@@ -99,6 +106,14 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
             f":white_check_mark: Disconnected, approved by <@{request.decided_by}> "
             f"at {_clock(request.decided_at)} UTC. {detail}"
         )
+    elif state == RequestState.DONE and request.outcome == "dry_run":
+        headline = (
+            f":test_tube: Dry run: would disconnect {escape(display_number(request.number))}, "
+            f"approved by <@{request.decided_by}> at {_clock(request.decided_at)} UTC. "
+            "Nothing was sent to Genesys."
+        )
+    elif state == RequestState.DONE and request.outcome == "recovered_gone":
+        headline = f":information_source: {detail}"
     elif state == RequestState.DONE and request.outcome == "already_gone":
         headline = (
             f":information_source: Nothing to disconnect: {detail} "
@@ -213,3 +228,21 @@ def _truncate(text: str, limit: int) -> str:
 
 def _plain(mrkdwn: str) -> str:
     return mrkdwn.replace("*", "")
+
+
+def audit_line(request: DropRequest) -> str:
+    """One line for the audit channel: who asked, which number and call, who decided, outcome."""
+    number = escape(display_number(request.number))
+    chosen = request.chosen
+    call = f" on call `{escape(chosen.conversation_id)}`" if chosen else ""
+    when = (request.decided_at or request.expires_at).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    outcome = {
+        RequestState.CANCELLED: "cancelled",
+        RequestState.EXPIRED: "expired, nothing dropped",
+    }.get(request.state, escape(request.outcome or request.state.value).replace("_", " "))
+    decided = f" by <@{request.decided_by}>" if request.decided_by else ""
+    dry = " (dry run)" if request.dry_run else ""
+    return (
+        f"`{when} UTC` {number}{call}: *{outcome}*{decided}{dry}. "
+        f"Asked by <@{request.requester_id}> in <#{request.channel_id}>. Request `{request.id}`"
+    )

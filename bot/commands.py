@@ -63,11 +63,20 @@ def handle_drop_command(
         logger.info("Refused /drop-caller from %s in %s", user_id, channel_id)
         ack(refusal)
         return
+    emergency = services.policy.emergency_refusal(text)
+    if emergency:
+        ack(emergency)
+        return
     try:
         number = parse_phone_number(text, services.default_region)
     except PhoneNumberError as exc:
         shown = escape(text[:64].replace("`", "'"))
         ack(f"{exc} I read `{shown}`. Give the caller's number, for example {_EXAMPLE}.")
+        return
+    protected = services.policy.protected_refusal(number)
+    if protected:
+        logger.info("Refused to drop protected number %s", mask_number(number))
+        ack(protected)
         return
     shown_number = escape(display_number(number))
     ack(f":mag: Looking for a live call with {shown_number}…")
@@ -98,11 +107,14 @@ def handle_drop_command(
             candidates=matches,
             ttl_seconds=services.request_ttl,
             response_url=command.get("response_url"),
+            dry_run=services.policy.dry_run,
         )
     except BotError as exc:
         respond(text=f":warning: {escape(str(exc))}", response_type="ephemeral")
         return
-    card_text, blocks = confirmation_card(request, services.now())
+    card_text, blocks = confirmation_card(
+        request, services.now(), two_person=services.policy.two_person
+    )
     try:
         posted = client.chat_postMessage(channel=channel_id, text=card_text, blocks=blocks)
     except SlackApiError as exc:

@@ -8,8 +8,10 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.authorisation import Authoriser
+from bot.policy import Policy
+from bot.publisher import CardPublisher
 from bot.store import RequestStore
-from genesys.models import CallMatch, DisconnectResult
+from genesys.models import CallMatch, DisconnectResult, LiveCall
 
 
 class CallDirectory(Protocol):
@@ -20,9 +22,13 @@ class CallDirectory(Protocol):
         ...
 
     def disconnect_participant(
-        self, conversation_id: str, participant_id: str, number: str
+        self, conversation_id: str, participant_id: str, number: str, *, dry_run: bool = False
     ) -> DisconnectResult:
-        """Disconnect one participant after re-checking it."""
+        """Disconnect one participant after re-checking it (only check, with `dry_run`)."""
+        ...
+
+    def get_live_call(self, conversation_id: str) -> LiveCall:
+        """The call as Genesys sees it now."""
         ...
 
 
@@ -33,6 +39,12 @@ class Services:
     calls: CallDirectory
     store: RequestStore
     authoriser: Authoriser
-    default_region: str
+    policy: Policy
+    publisher: CardPublisher
     request_ttl: int
     now: Callable[[], datetime]
+
+    @property
+    def default_region(self) -> str:
+        """Region for numbers typed without a country code."""
+        return self.policy.default_region

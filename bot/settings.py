@@ -13,11 +13,19 @@ from typing import Literal
 
 import phonenumbers
 
+from bot.errors import PhoneNumberError
+from bot.phone import parse_phone_number
 from genesys.regions import RegionError, resolve_api_host
+
+SUPPORTED = phonenumbers.SUPPORTED_REGIONS
 
 Mode = Literal["http", "socket"]
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+_SUPERVISOR_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 
 
@@ -44,12 +52,18 @@ class Settings:
     genesys_client_secret: str = field(repr=False)
     genesys_timeout: float
     supervisors: frozenset[str]
+    supervisor_groups: frozenset[str]
     channels: frozenset[str] | None
     default_region: str
     request_ttl: int
     database_url: str = field(repr=False)
     port: int
     log_level: str
+    two_person: bool = False
+    dry_run: bool = False
+    protected_numbers: frozenset[str] = frozenset()
+    audit_channel: str | None = None
+    sweep_interval: float = 15.0
 
     @property
     def secrets(self) -> list[str]:
@@ -111,11 +125,11 @@ def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Se
     except RegionError as exc:
         problems.append(f"{exc}.")
 
-    supervisors = _id_list(get("DROP_CALLER_SUPERVISORS"), _USER_ID)
+    supervisors = _id_list(get("DROP_CALLER_SUPERVISORS"), _SUPERVISOR_ID)
     if supervisors.invalid:
         problems.append(
-            "DROP_CALLER_SUPERVISORS must list Slack user IDs such as U012ABCDEF, "
-            f"comma-separated; these are not: {', '.join(supervisors.invalid)}."
+            "DROP_CALLER_SUPERVISORS must list Slack user IDs (U012ABCDEF) or user-group IDs "
+            f"(S012ABCDEF), comma-separated; these are not: {', '.join(supervisors.invalid)}."
         )
     channels = _id_list(get("DROP_CALLER_CHANNELS"), _CHANNEL_ID)
     if channels.invalid:
@@ -138,6 +152,18 @@ def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Se
     log_level = (get("LOG_LEVEL") or "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
+    two_person = _flag(get("DROP_CALLER_TWO_PERSON"), "DROP_CALLER_TWO_PERSON", problems)
+    dry_run = _flag(get("DROP_CALLER_DRY_RUN"), "DROP_CALLER_DRY_RUN", problems)
+    protected = _protected_numbers(get("DROP_CALLER_PROTECTED_NUMBERS"), default_region, problems)
+    audit_channel = get("DROP_CALLER_AUDIT_CHANNEL")
+    if audit_channel and not _CHANNEL_ID.match(audit_channel):
+        problems.append(
+            f"DROP_CALLER_AUDIT_CHANNEL must be a channel ID such as C012ABCDEF, "
+            f"got {audit_channel!r}."
+        )
+    sweep_interval = _positive_float(
+        get("DROP_CALLER_SWEEP_INTERVAL"), 15.0, "DROP_CALLER_SWEEP_INTERVAL", problems
+    )
     database_url = get("DATABASE_URL") or "sqlite:///drop_caller.db"
     if not database_url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
         problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL.")
@@ -157,13 +183,19 @@ def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Se
         genesys_client_id=client_id,
         genesys_client_secret=client_secret,
         genesys_timeout=timeout,
-        supervisors=frozenset(supervisors.valid),
+        supervisors=frozenset(i for i in supervisors.valid if _USER_ID.match(i)),
+        supervisor_groups=frozenset(i for i in supervisors.valid if _GROUP_ID.match(i)),
         channels=frozenset(channels.valid) if channels.valid else None,
         default_region=default_region,
         request_ttl=ttl,
         database_url=database_url,
         port=port,
         log_level=log_level,
+        two_person=two_person,
+        dry_run=dry_run,
+        protected_numbers=protected,
+        audit_channel=audit_channel,
+        sweep_interval=sweep_interval,
     )
 
 
@@ -179,6 +211,29 @@ def _id_list(raw: str | None, pattern: re.Pattern[str]) -> _IdList:
         valid=[i for i in items if pattern.match(i)],
         invalid=[i for i in items if not pattern.match(i)],
     )
+
+
+def _flag(raw: str | None, name: str, problems: list[str]) -> bool:
+    if raw is None or raw.lower() in _FALSE:
+        return False
+    if raw.lower() in _TRUE:
+        return True
+    problems.append(f"{name} must be true or false, got {raw!r}.")
+    return False
+
+
+def _protected_numbers(raw: str | None, region: str, problems: list[str]) -> frozenset[str]:
+    numbers: set[str] = set()
+    for item in (raw or "").split(","):
+        if not item.strip():
+            continue
+        try:
+            numbers.add(parse_phone_number(item, region if region in SUPPORTED else "US"))
+        except PhoneNumberError:
+            problems.append(
+                f"DROP_CALLER_PROTECTED_NUMBERS has {item.strip()!r}, which is not a phone number."
+            )
+    return frozenset(numbers)
 
 
 def _positive_int(raw: str | None, default: int, name: str, problems: list[str]) -> int:

@@ -25,7 +25,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -179,6 +179,8 @@ class Claim:
 
     status: ClaimStatus
     request: DropRequest | None
+    expired_now: bool = False
+    """With EXPIRED: this call is the one that marked the request expired."""
 
 
 class RequestStore:
@@ -273,6 +275,7 @@ class RequestStore:
         candidates: Sequence[CallMatch],
         ttl_seconds: int,
         response_url: str | None,
+        dry_run: bool = False,
     ) -> DropRequest:
         """Record a new pending request for the calls found."""
         request_id = secrets.token_hex(12)
@@ -289,6 +292,7 @@ class RequestStore:
                     created_at=now,
                     expires_at=now + timedelta(seconds=ttl_seconds),
                     response_url=response_url,
+                    dry_run=dry_run,
                 )
             )
             for position, match in enumerate(candidates):
@@ -315,6 +319,7 @@ class RequestStore:
                 {
                     "channel_id": channel_id,
                     "number": number,
+                    "dry_run": dry_run,
                     "candidates": [
                         {"conversation_id": m.conversation_id, "participant_id": m.participant_id}
                         for m in candidates
@@ -345,6 +350,11 @@ class RequestStore:
             "approved",
             extra={"chosen_position": position},
             valid=lambda request: 0 <= position < len(request.candidates),
+            describe=lambda request: {
+                "chosen_position": position,
+                "conversation_id": request.candidates[position].conversation_id,
+                "participant_id": request.candidates[position].participant_id,
+            },
         )
 
     @_unavailable_as_error
@@ -355,6 +365,48 @@ class RequestStore:
     @_unavailable_as_error
     def expire(self, request_id: str) -> DropRequest | None:
         """Mark a pending request whose time is up as expired; return it as it now stands."""
+        self._expire(request_id)
+        return self.get(request_id)
+
+    @_unavailable_as_error
+    def expire_due(self, limit: int = 100) -> list[DropRequest]:
+        """Expire pending requests whose time is up; return those this call expired.
+
+        Each is expired by its own conditional UPDATE, so with several instances sweeping
+        at once every request is returned to exactly one of them.
+        """
+        with self._engine.connect() as connection:
+            due = connection.execute(
+                sa.select(drop_requests.c.id)
+                .where(
+                    drop_requests.c.state == RequestState.PENDING.value,
+                    drop_requests.c.expires_at <= self._now(),
+                )
+                .order_by(drop_requests.c.expires_at)
+                .limit(limit)
+            ).scalars()
+            ids = list(due)
+        expired = [request_id for request_id in ids if self._expire(request_id)]
+        return [request for request in map(self.get, expired) if request is not None]
+
+    @_unavailable_as_error
+    def stale_approvals(self, older_than: timedelta, limit: int = 100) -> list[DropRequest]:
+        """Requests approved longer ago than `older_than` that never got an outcome."""
+        with self._engine.connect() as connection:
+            ids = list(
+                connection.execute(
+                    sa.select(drop_requests.c.id)
+                    .where(
+                        drop_requests.c.state == RequestState.APPROVING.value,
+                        drop_requests.c.decided_at <= self._now() - older_than,
+                    )
+                    .order_by(drop_requests.c.decided_at)
+                    .limit(limit)
+                ).scalars()
+            )
+        return [request for request in map(self.get, ids) if request is not None]
+
+    def _expire(self, request_id: str) -> bool:
         now = self._now()
         with self._engine.begin() as connection:
             result = connection.execute(
@@ -368,7 +420,8 @@ class RequestStore:
             )
             if result.rowcount == 1:
                 _record(connection, request_id, now, "expired", None, {})
-        return self.get(request_id)
+                return True
+        return False
 
     @_unavailable_as_error
     def finish(
@@ -381,7 +434,11 @@ class RequestStore:
         error_code: str | None = None,
         context_id: str | None = None,
     ) -> DropRequest:
-        """Record the outcome of an approved request (`approving` → `done` or `failed`)."""
+        """Record the outcome of an approved request (`approving` → `done` or `failed`).
+
+        If the request had already been finished (by crash recovery on another instance),
+        its state stays as it is, but this outcome is still appended to the audit trail.
+        """
         now = self._now()
         state = RequestState.DONE if succeeded else RequestState.FAILED
         with self._engine.begin() as connection:
@@ -400,23 +457,35 @@ class RequestStore:
                     finished_at=now,
                 )
             )
-            if result.rowcount != 1:
+            late = result.rowcount != 1
+            row = connection.execute(
+                sa.select(drop_requests.c.state, drop_requests.c.decided_by).where(
+                    drop_requests.c.id == request_id
+                )
+            ).one_or_none()
+            finished = (RequestState.DONE.value, RequestState.FAILED.value)
+            if row is None or (late and row.state not in finished):
                 raise RuntimeError(f"request {request_id} was not being approved")
+            decided_by = row.decided_by
             _record(
                 connection,
                 request_id,
                 now,
                 "outcome",
-                None,
+                decided_by,
                 {
                     "outcome": outcome,
                     "detail": detail,
                     "error_code": error_code,
                     "context_id": context_id,
+                    **({"late": True} if late else {}),
                 },
             )
         request = self.get(request_id)
         assert request is not None
+        if late:
+            logger.warning("Request %s was already finished; recorded a late outcome", request_id)
+            return replace(request, outcome=outcome, outcome_detail=detail)
         return request
 
     # ------------------------------------------------------------ reads
@@ -456,6 +525,52 @@ class RequestStore:
             for row in rows
         ]
 
+    @_unavailable_as_error
+    def audit_records(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Every audit event in [since, until), oldest first, with its request's facts.
+
+        Built from the append-only `drop_events` plus the request columns that never change
+        after creation (who asked, where, which number and calls).
+        """
+        query = sa.select(drop_events).order_by(drop_events.c.id)
+        if since is not None:
+            query = query.where(drop_events.c.at >= since.astimezone(UTC))
+        if until is not None:
+            query = query.where(drop_events.c.at < until.astimezone(UTC))
+        with self._engine.connect() as connection:
+            events = connection.execute(query).all()
+        requests: dict[str, DropRequest | None] = {}
+        records: list[dict[str, Any]] = []
+        for event in events:
+            if event.request_id not in requests:
+                requests[event.request_id] = self.get(event.request_id)
+            request = requests[event.request_id]
+            detail = json.loads(event.detail)
+            chosen = request.chosen if request is not None else None
+            records.append(
+                {
+                    "at": _utc(event.at).isoformat(),
+                    "request_id": event.request_id,
+                    "event": event.kind,
+                    "actor_id": event.actor_id,
+                    "requester_id": request.requester_id if request else None,
+                    "channel_id": request.channel_id if request else None,
+                    "number": request.number if request else None,
+                    "conversation_id": detail.get("conversation_id")
+                    or (chosen.conversation_id if chosen and event.kind == "outcome" else None),
+                    "participant_id": detail.get("participant_id")
+                    or (chosen.participant_id if chosen and event.kind == "outcome" else None),
+                    "outcome": detail.get("outcome"),
+                    "detail": detail.get("detail"),
+                    "error_code": detail.get("error_code"),
+                    "context_id": detail.get("context_id"),
+                    "dry_run": bool(request.dry_run) if request else False,
+                }
+            )
+        return records
+
     # ------------------------------------------------------------ internals
 
     def _decide(
@@ -467,6 +582,7 @@ class RequestStore:
         *,
         extra: dict[str, Any] | None = None,
         valid: Callable[[DropRequest], bool] = lambda request: True,
+        describe: Callable[[DropRequest], dict[str, Any]] = lambda request: {},
     ) -> Claim:
         current = self.get(request_id)
         if current is None or not valid(current):
@@ -483,11 +599,12 @@ class RequestStore:
                 .values(state=state.value, decided_by=user_id, decided_at=now, **(extra or {}))
             )
             if result.rowcount == 1:
-                _record(connection, request_id, now, event, user_id, extra or {})
+                _record(connection, request_id, now, event, user_id, describe(current))
         if result.rowcount == 1:
             return Claim(ClaimStatus.CLAIMED, self.get(request_id))
         if current.state == RequestState.PENDING and _utc(current.expires_at) <= now:
-            return Claim(ClaimStatus.EXPIRED, self.expire(request_id))
+            expired_now = self._expire(request_id)
+            return Claim(ClaimStatus.EXPIRED, self.get(request_id), expired_now=expired_now)
         return Claim(ClaimStatus.ALREADY_DECIDED, self.get(request_id))
 
 
@@ -524,6 +641,7 @@ def _request_from_rows(row: Any, candidate_rows: list[Any]) -> DropRequest:
         chosen_position=row["chosen_position"],
         outcome=row["outcome"],
         outcome_detail=row["outcome_detail"],
+        dry_run=bool(row["dry_run"]),
         candidates=tuple(
             CallMatch(
                 conversation_id=c["conversation_id"],

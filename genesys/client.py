@@ -179,13 +179,14 @@ class GenesysCalls:
         )
 
     def disconnect_participant(
-        self, conversation_id: str, participant_id: str, number: str
+        self, conversation_id: str, participant_id: str, number: str, *, dry_run: bool = False
     ) -> DisconnectResult:
         """Disconnect exactly one outside participant, after checking it is still the caller.
 
         The call is re-read first: the participant must still be a live customer or external
         party carrying `number`. Genesys applies the PATCH asynchronously, so the call is read
-        again until the participant has left (bounded by `confirm_timeout`).
+        again until the participant has left (bounded by `confirm_timeout`). With `dry_run`,
+        every check runs but the PATCH is not sent.
         """
 
         def result(outcome: DisconnectOutcome, detail: str) -> DisconnectResult:
@@ -210,6 +211,12 @@ class GenesysCalls:
                 f"The caller is no longer on the call (state {party.state}).",
             )
 
+        if dry_run:
+            return result(
+                DisconnectOutcome.DRY_RUN,
+                "Dry run: the caller is on the call and would have been disconnected; "
+                "nothing was sent to Genesys.",
+            )
         attempts = 0
 
         def send_patch() -> None:

@@ -84,6 +84,8 @@ class DisconnectOutcome(enum.Enum):
     """The participant (or the whole call) had already ended before the request."""
     UNCONFIRMED = "unconfirmed"
     """Genesys accepted the request, but the participant had not left when we stopped looking."""
+    DRY_RUN = "dry_run"
+    """Every check passed and the participant would have been disconnected; nothing was sent."""
 
 
 @dataclass(frozen=True)

@@ -335,22 +335,37 @@ def test_finish_failure_records_error_code_and_context_id(store: RequestStore) -
     assert event["detail"]["context_id"] == "ctx-0123"
 
 
-@pytest.mark.parametrize("before", ["pending", "cancelled", "done", "unknown"])
-def test_finish_on_a_request_that_is_not_approving_raises(store: RequestStore, before: str) -> None:
-    """finish is refused (RuntimeError) unless the request is approving, and records nothing."""
+@pytest.mark.parametrize("before", ["pending", "cancelled", "unknown"])
+def test_finish_on_a_request_that_was_never_approved_raises(
+    store: RequestStore, before: str
+) -> None:
+    """finish is refused (RuntimeError) for a request nobody approved, and records nothing."""
     request = _create(store)
     request_id = request.id
     if before == "cancelled":
         store.cancel(request_id, "USUP1")
-    elif before == "done":
-        store.claim(request_id, "USUP1", 0)
-        store.finish(request_id, succeeded=True, outcome="disconnected", detail="ok")
     elif before == "unknown":
         request_id = "e" * 24
     events_before = store.events(request_id)
     with pytest.raises(RuntimeError):
         store.finish(request_id, succeeded=False, outcome="failed", detail="late")
     assert store.events(request_id) == events_before
+
+
+def test_a_late_outcome_keeps_the_state_and_is_still_recorded(store: RequestStore) -> None:
+    """An outcome for a request already finished (by recovery) is appended, state unchanged."""
+    request = _create(store)
+    store.claim(request.id, "USUP1", 0)
+    store.finish(request.id, succeeded=False, outcome="interrupted", detail="recovered")
+
+    late = store.finish(request.id, succeeded=True, outcome="disconnected", detail="real")
+
+    assert late.outcome == "disconnected"
+    assert store.get(request.id).state == RequestState.FAILED  # type: ignore[union-attr]
+    events = store.events(request.id)
+    assert [e["kind"] for e in events][-2:] == ["outcome", "outcome"]
+    assert events[-1]["detail"]["late"] is True
+    assert events[-1]["actor_id"] == "USUP1"
 
 
 def test_events_are_append_only(store: RequestStore, db_url: str, clock: Clock) -> None:

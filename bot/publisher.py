@@ -1,0 +1,79 @@
+"""What the bot posts after the fact: the card updated in place, and the audit channel line."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from slack_bolt import Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
+from bot.cards import Block, audit_line, outcome_card
+from bot.store import DropRequest
+
+logger = logging.getLogger(__name__)
+
+
+class CardPublisher:
+    """Updates cards in place and writes one line per outcome to the audit channel."""
+
+    def __init__(self, client: WebClient, *, audit_channel: str | None = None) -> None:
+        self._client = client
+        self._audit_channel = audit_channel
+
+    def show_outcome(
+        self, request: DropRequest, now: datetime, respond: Respond | None = None
+    ) -> None:
+        """Replace the card with the request's current state (no buttons)."""
+        self.replace(request, *outcome_card(request, now), respond=respond)
+
+    def replace(
+        self,
+        request: DropRequest,
+        text: str,
+        blocks: list[Block],
+        *,
+        respond: Respond | None = None,
+    ) -> bool:
+        """Replace the card: chat.update where the bot posted it, else a response_url.
+
+        A click's own response_url is used when there is one; the sweeper, which has none,
+        uses the command's (valid for 30 minutes). Returns whether Slack took the update.
+        """
+        if request.message_ts:
+            try:
+                self._client.chat_update(
+                    channel=request.channel_id, ts=request.message_ts, text=text, blocks=blocks
+                )
+            except SlackApiError as exc:
+                error = exc.response.get("error") if exc.response is not None else None
+                logger.warning("chat.update failed for request %s: %s", request.id, error)
+            except OSError as exc:
+                logger.warning("chat.update failed for request %s: %s", request.id, exc)
+            else:
+                return True
+        if respond is not None:
+            status = respond(text=text, blocks=blocks, replace_original=True).status_code
+        elif request.response_url:
+            status = (
+                WebhookClient(request.response_url)
+                .send(text=text, blocks=blocks, replace_original=True)
+                .status_code
+            )
+        else:
+            status = 0
+        if status != 200:
+            logger.error("Could not update the card of request %s (HTTP %s)", request.id, status)
+        return status == 200
+
+    def audit(self, request: DropRequest) -> None:
+        """Post the request's outcome to DROP_CALLER_AUDIT_CHANNEL, if one is set."""
+        if not self._audit_channel:
+            return
+        try:
+            self._client.chat_postMessage(channel=self._audit_channel, text=audit_line(request))
+        except (SlackApiError, OSError):
+            # The database holds the record; the channel is a convenience copy.
+            logger.exception("Could not post request %s to the audit channel", request.id)
