@@ -14,6 +14,7 @@ from bot.cards import (
     CANCEL_ACTION,
     DISCONNECT_ACTION_PREFIX,
     escape,
+    outcome_card,
     progress_card,
 )
 from bot.errors import BotError
@@ -73,14 +74,14 @@ def handle_disconnect_click(
         request.requester_id, user_id
     ) or services.policy.protected_refusal(request.number)
     if refusal:
-        _tell(respond, refusal)
+        _tell(services, body, respond, refusal)
         return
     try:
         claim = services.store.claim(request.id, user_id, position)
     except BotError as exc:
-        _tell(respond, f":warning: {escape(str(exc))}")
+        _tell(services, body, respond, f":warning: {escape(str(exc))}")
         return
-    if _report_unclaimed(claim, respond, services):
+    if _report_unclaimed(claim, body, respond, services):
         return
     claimed = claim.request
     assert claimed is not None
@@ -106,17 +107,23 @@ def handle_disconnect_click(
     except Exception:
         # A bug, not a Genesys answer: record it so the request is not left "approving".
         _finish(
+            body,
             respond,
             services,
             claimed,
-            _Outcome(False, "failed", "The bot hit an internal error; check the call in Genesys."),
+            _Outcome(
+                False,
+                "unknown",
+                "The bot hit an internal error, so the outcome is unknown. "
+                "Check the call in Genesys Cloud.",
+            ),
         )
         raise
     else:
         # "unconfirmed" is not a failure: Genesys accepted the request, and the card says
         # plainly that the caller had not yet been seen to leave.
         outcome = _Outcome(True, result.outcome.value, result.detail)
-    _finish(respond, services, claimed, outcome)
+    _finish(body, respond, services, claimed, outcome)
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ class _Outcome:
 
 
 def _finish(
+    body: dict[str, Any],
     respond: Respond,
     services: Services,
     claimed: DropRequest,
@@ -162,7 +170,9 @@ def _finish(
             outcome=outcome.outcome,
             outcome_detail=outcome.detail + " (The bot could not record this outcome.)",
         )
-    services.publisher.show_outcome(final, services.now(), respond=respond)
+    if not services.publisher.show_outcome(final, services.now(), respond=respond):
+        # The card could not be updated: the approver must still learn the outcome.
+        _tell(services, body, respond, outcome_card(final, services.now())[0])
     services.publisher.audit(final)
 
 
@@ -182,9 +192,9 @@ def handle_cancel_click(
     try:
         claim = services.store.cancel(request.id, body["user"]["id"])
     except BotError as exc:
-        _tell(respond, f":warning: {escape(str(exc))}")
+        _tell(services, body, respond, f":warning: {escape(str(exc))}")
         return
-    if _report_unclaimed(claim, respond, services):
+    if _report_unclaimed(claim, body, respond, services):
         return
     assert claim.request is not None
     services.publisher.show_outcome(claim.request, services.now(), respond=respond)
@@ -199,10 +209,8 @@ def _authorised_request(
     services: Services,
 ) -> DropRequest | None:
     """The request a click refers to, if the clicker may act on it; otherwise say why not."""
-    user_id = str((body.get("user") or {}).get("id", ""))
-    channel_id = str(
-        (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
-    )
+    user_id = _user_id(body)
+    channel_id = _channel_id(body)
     request_id = str(action.get("value", ""))
     team_id = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
     refusal = services.authoriser.refusal(
@@ -213,20 +221,22 @@ def _authorised_request(
     )
     if refusal:
         logger.info("Refused a click from %s in %s", user_id, channel_id)
-        _tell(respond, refusal)
+        _tell(services, body, respond, refusal)
         return None
     try:
         request = services.store.get(request_id) if _REQUEST_ID.match(request_id) else None
     except BotError as exc:
-        _tell(respond, f":warning: {escape(str(exc))}")
+        _tell(services, body, respond, f":warning: {escape(str(exc))}")
         return None
     if request is None or request.channel_id != channel_id or request.team_id != team_id:
-        _tell(respond, "The bot has no such request here, so nothing was done.")
+        _tell(services, body, respond, "The bot has no such request here, so nothing was done.")
         return None
     return request
 
 
-def _report_unclaimed(claim: Claim, respond: Respond, services: Services) -> bool:
+def _report_unclaimed(
+    claim: Claim, body: dict[str, Any], respond: Respond, services: Services
+) -> bool:
     """Tell the clicker why their click did nothing; False when the claim succeeded."""
     if claim.status == ClaimStatus.CLAIMED:
         return False
@@ -235,19 +245,40 @@ def _report_unclaimed(claim: Claim, respond: Respond, services: Services) -> boo
         services.publisher.show_outcome(request, services.now(), respond=respond)
         if claim.expired_now:
             services.publisher.audit(request)
-        _tell(respond, "This request had expired, so nothing was disconnected.")
+        _tell(services, body, respond, "This request had expired, so nothing was disconnected.")
     elif claim.status == ClaimStatus.ALREADY_DECIDED and request is not None:
-        who = f" by <@{request.decided_by}>" if request.decided_by else ""
-        _tell(
-            respond, f"This request was already {request.state.value}{who}; nothing more was done."
-        )
+        _tell(services, body, respond, _already_decided(request))
     else:
-        _tell(respond, "The bot has no such request here, so nothing was done.")
+        _tell(services, body, respond, "The bot has no such request here, so nothing was done.")
     return True
 
 
-def _tell(respond: Respond, text: str) -> None:
+def _already_decided(request: DropRequest) -> str:
+    """Why a click on a decided request did nothing, in words."""
+    who = f"<@{request.decided_by}>" if request.decided_by else "someone"
+    sentences = {
+        RequestState.APPROVING: f"{who} already approved this drop and it is being carried out.",
+        RequestState.DONE: f"{who} already approved this drop; the card shows the outcome.",
+        RequestState.FAILED: f"{who} already tried this drop and it failed; the card says why. "
+        "Run the command again to retry.",
+        RequestState.CANCELLED: f"This request was already cancelled by {who}.",
+        RequestState.EXPIRED: "This request had already expired.",
+    }
+    return sentences.get(request.state, "This request was already decided.") + (
+        " Nothing more was done."
+    )
+
+
+def _tell(services: Services, body: dict[str, Any], respond: Respond, text: str) -> None:
     """An ephemeral note to the clicker that leaves the card as it is."""
-    answer = respond(text=text, response_type="ephemeral", replace_original=False)
-    if answer.status_code != 200:
-        logger.warning("Could not tell the clicker (HTTP %s)", answer.status_code)
+    services.publisher.notify(_user_id(body), _channel_id(body), text, respond)
+
+
+def _user_id(body: dict[str, Any]) -> str:
+    return str((body.get("user") or {}).get("id", ""))
+
+
+def _channel_id(body: dict[str, Any]) -> str:
+    return str(
+        (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+    )

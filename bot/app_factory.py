@@ -13,8 +13,9 @@ from slack_sdk import WebClient
 
 from bot import actions, commands
 from bot.authorisation import Authoriser
+from bot.identity import BotIdentity, authorize_with
 from bot.policy import Policy
-from bot.publisher import CardPublisher
+from bot.publisher import SLACK_TIMEOUT, CardPublisher
 from bot.services import CallDirectory, Services
 from bot.settings import Settings
 from bot.store import RequestStore
@@ -34,9 +35,11 @@ class Bot:
     services: Services
     supervisors: SupervisorDirectory
     sweeper: Sweeper
+    identity: BotIdentity
 
     def start_background(self) -> None:
-        """Read supervisor groups and start sweeping (expiry, crash recovery)."""
+        """Learn who the bot is, read supervisor groups, start sweeping."""
+        self.identity.start()
         self.supervisors.start()
         self.sweeper.start()
 
@@ -44,6 +47,7 @@ class Bot:
         """Stop the background threads."""
         self.sweeper.stop()
         self.supervisors.stop()
+        self.identity.stop()
 
 
 def create_bot(
@@ -55,9 +59,10 @@ def create_bot(
     recover_after: timedelta = RECOVER_AFTER,
 ) -> Bot:
     """The Bolt app with its handlers, plus its background workers (not yet started)."""
-    client = WebClient(
-        token=settings.slack_bot_token, base_url=settings.slack_api_url or WebClient.BASE_URL
-    )
+    base_url = settings.slack_api_url or WebClient.BASE_URL
+    # The bot's own calls (cards after the fact, audit channel, user groups, auth.test).
+    client = WebClient(token=settings.slack_bot_token, base_url=base_url, timeout=SLACK_TIMEOUT)
+    identity = BotIdentity(client)
     if not settings.supervisors and not settings.supervisor_groups:
         logging.getLogger(__name__).warning(
             "DROP_CALLER_SUPERVISORS is empty: nobody can drop callers "
@@ -65,14 +70,17 @@ def create_bot(
         )
     # Bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns that the
     # client's token wins; it is the same token, so that warning only confuses operators.
-    logging.getLogger("slack_bolt.App").addFilter(_drop_token_skipped_warning)
+    bolt_logger = logging.getLogger("slack_bolt.App")
+    if _drop_token_skipped_warning not in bolt_logger.filters:
+        bolt_logger.addFilter(_drop_token_skipped_warning)
     app = App(
-        client=client,
+        # No token here: with one, Bolt would call auth.test before the first ack. The
+        # token comes from `authorize` instead, per request, with no call to Slack.
+        client=WebClient(base_url=base_url, timeout=SLACK_TIMEOUT),
+        authorize=authorize_with(identity),
         signing_secret=settings.slack_signing_secret or "",
         # Socket Mode requests are not signed; HTTP requests always are.
         request_verification_enabled=settings.mode == "http",
-        # Start even while Slack is unreachable; auth.test runs on the first request instead.
-        token_verification_enabled=False,
         listener_executor=ThreadPoolExecutor(
             max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"
         ),
@@ -106,7 +114,9 @@ def create_bot(
         now=now,
         recover_after=recover_after,
     )
-    return Bot(app=app, services=services, supervisors=supervisors, sweeper=sweeper)
+    return Bot(
+        app=app, services=services, supervisors=supervisors, sweeper=sweeper, identity=identity
+    )
 
 
 def create_app(

@@ -124,6 +124,11 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
             f":warning: Disconnect requested, not yet confirmed. {detail} "
             f"(approved by <@{request.decided_by}> at {_clock(request.decided_at)} UTC)"
         )
+    elif state == RequestState.FAILED and request.outcome == "unknown":
+        headline = (
+            f":warning: Outcome unknown. {detail} "
+            f"(approved by <@{request.decided_by}> at {_clock(request.decided_at)} UTC)"
+        )
     elif state == RequestState.FAILED:
         headline = (
             f":x: Not disconnected. {detail} "

@@ -22,6 +22,8 @@ COMMAND = "/drop-caller"
 _EXAMPLE = "`/drop-caller +1 555 123 4567`"
 # Posting into a channel the bot is not a member of fails with one of these.
 _NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
+# Slack allows 50 blocks and 25 buttons a message; a card lists this many calls at most.
+MAX_CALLS_ON_A_CARD = 10
 
 
 def register(app: App, services: Services) -> None:
@@ -82,21 +84,27 @@ def handle_drop_command(
     ack(f":mag: Looking for a live call with {shown_number}…")
     logger.info("%s asked to drop %s in %s", user_id, mask_number(number), channel_id)
 
+    def tell(text: str) -> None:
+        services.publisher.notify(user_id, channel_id, text, respond)
+
     try:
         matches = services.calls.find_active_calls(number)
     except GenesysError as exc:
         logger.warning("Lookup of %s failed: %r", mask_number(number), exc)
-        respond(
-            text=f":warning: Could not look up {shown_number}: {escape(str(exc))}",
-            response_type="ephemeral",
-        )
+        tell(f":warning: Could not look up {shown_number}: {escape(str(exc))}")
         return
     if not matches:
-        respond(
-            text=f"No active call for {shown_number}. Nothing to drop.",
-            response_type="ephemeral",
+        tell(
+            f"No active call for {shown_number}. Nothing to drop. (Genesys can take a few "
+            "seconds to list a call that has just started; try again if it has.)"
         )
         return
+    if len(matches) > MAX_CALLS_ON_A_CARD:
+        tell(
+            f"{shown_number} is on {len(matches)} live calls; the card shows the "
+            f"{MAX_CALLS_ON_A_CARD} that have been connected longest."
+        )
+        matches = matches[:MAX_CALLS_ON_A_CARD]
 
     try:
         request = services.store.create_request(
@@ -110,26 +118,37 @@ def handle_drop_command(
             dry_run=services.policy.dry_run,
         )
     except BotError as exc:
-        respond(text=f":warning: {escape(str(exc))}", response_type="ephemeral")
+        tell(f":warning: {escape(str(exc))}")
         return
     card_text, blocks = confirmation_card(
         request, services.now(), two_person=services.policy.two_person
     )
     try:
         posted = client.chat_postMessage(channel=channel_id, text=card_text, blocks=blocks)
-    except SlackApiError as exc:
-        error = exc.response.get("error") if exc.response is not None else None
+    except (SlackApiError, OSError) as exc:
+        error = (
+            exc.response.get("error")
+            if isinstance(exc, SlackApiError) and exc.response is not None
+            else type(exc).__name__
+        )
         if error not in _NOT_A_MEMBER:
             logger.error("Could not post the card for request %s: %s", request.id, error)
-            respond(
-                text=f":warning: Could not post the confirmation card ({escape(str(error))}).",
-                response_type="ephemeral",
+            tell(
+                f":warning: Could not post the confirmation card ({escape(str(error))}); "
+                "nothing will be dropped. Try again in a minute."
             )
             return
         # The bot is not in this channel: the command's response_url can still post here.
-        answer = respond(text=card_text, blocks=blocks, response_type="in_channel")
-        if answer.status_code != 200:
+        try:
+            status = respond(text=card_text, blocks=blocks, response_type="in_channel").status_code
+        except OSError:
+            status = 0
+        if status != 200:
             logger.error("Could not post the card for request %s at all", request.id)
+            tell(
+                ":warning: Could not post the confirmation card here. Invite the bot to this "
+                "channel (`/invite @drop-caller`) and try again."
+            )
         return
     try:
         services.store.set_message(request.id, str(posted["ts"]))

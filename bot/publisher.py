@@ -15,6 +15,9 @@ from bot.store import DropRequest
 
 logger = logging.getLogger(__name__)
 
+# Seconds to wait for Slack; its own default of 30 s would hold a listener thread too long.
+SLACK_TIMEOUT = 5
+
 
 class CardPublisher:
     """Updates cards in place and writes one line per outcome to the audit channel."""
@@ -25,9 +28,9 @@ class CardPublisher:
 
     def show_outcome(
         self, request: DropRequest, now: datetime, respond: Respond | None = None
-    ) -> None:
+    ) -> bool:
         """Replace the card with the request's current state (no buttons)."""
-        self.replace(request, *outcome_card(request, now), respond=respond)
+        return self.replace(request, *outcome_card(request, now), respond=respond)
 
     def replace(
         self,
@@ -54,19 +57,41 @@ class CardPublisher:
                 logger.warning("chat.update failed for request %s: %s", request.id, exc)
             else:
                 return True
-        if respond is not None:
-            status = respond(text=text, blocks=blocks, replace_original=True).status_code
-        elif request.response_url:
-            status = (
-                WebhookClient(request.response_url)
-                .send(text=text, blocks=blocks, replace_original=True)
-                .status_code
-            )
-        else:
-            status = 0
+        status = 0
+        try:
+            if respond is not None:
+                status = respond(text=text, blocks=blocks, replace_original=True).status_code
+            elif request.response_url:
+                status = (
+                    WebhookClient(request.response_url, timeout=SLACK_TIMEOUT)
+                    .send(text=text, blocks=blocks, replace_original=True)
+                    .status_code
+                )
+        except OSError as exc:
+            logger.warning("response_url update failed for request %s: %s", request.id, exc)
         if status != 200:
             logger.error("Could not update the card of request %s (HTTP %s)", request.id, status)
         return status == 200
+
+    def notify(
+        self, user_id: str, channel_id: str, text: str, respond: Respond | None = None
+    ) -> bool:
+        """An ephemeral note to one person: through `respond`, else chat.postEphemeral."""
+        if respond is not None:
+            try:
+                answer = respond(text=text, response_type="ephemeral", replace_original=False)
+            except OSError as exc:
+                logger.warning("respond() failed: %s", exc)
+            else:
+                if answer.status_code == 200:
+                    return True
+                logger.warning("respond() answered HTTP %s", answer.status_code)
+        try:
+            self._client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
+        except (SlackApiError, OSError) as exc:
+            logger.error("Could not tell %s anything (%s): %s", user_id, exc, text[:80])
+            return False
+        return True
 
     def audit(self, request: DropRequest) -> None:
         """Post the request's outcome to DROP_CALLER_AUDIT_CHANNEL, if one is set."""

@@ -125,7 +125,11 @@ class GenesysCalls:
             read_timeout=config.read_timeout,
             max_connections=max(4, config.lookup_concurrency * 2),
         )
+        _quiet_sdk_logging()
         self._api_client = sdk.ApiClient(host=config.api_host)
+        # ~/.genesyscloudpython/config may name a gateway, which would reroute every request
+        # away from api_host; this bot is configured by its environment only.
+        self._api_client.gateway_configuration = None
         self._api_client.set_http_client(self._http)
         self._conversations = sdk.ConversationsApi(self._api_client)
         self._analytics = sdk.AnalyticsApi(self._api_client)
@@ -239,6 +243,15 @@ class GenesysCalls:
             # confirming read below tells whether the participant has left.
         except CallNotFound:
             return result(DisconnectOutcome.ALREADY_GONE, "The call has already ended.")
+        except GenesysUnavailable as error:
+            # A timeout or 5xx does not say the PATCH was not applied: look before saying so.
+            if not self._has_left(conversation_id, participant_id):
+                raise
+            return result(
+                DisconnectOutcome.DISCONNECTED,
+                "The caller has left the call, though Genesys did not confirm the request "
+                f"({error}).",
+            )
 
         try:
             gone = self._wait_until_gone(conversation_id, participant_id)
@@ -298,6 +311,16 @@ class GenesysCalls:
         except CallNotFound:
             # Analytics keeps "zombies" whose end was never recorded.
             return None
+
+    def _has_left(self, conversation_id: str, participant_id: str) -> bool:
+        """One read: True when the participant is known to have left; False if unsure."""
+        try:
+            party = self.get_live_call(conversation_id).party(participant_id)
+        except CallNotFound:
+            return True
+        except GenesysError:
+            return False
+        return party is None or party.state in GONE_STATES
 
     def _wait_until_gone(self, conversation_id: str, participant_id: str) -> bool:
         deadline = self._clock() + self._config.confirm_timeout
@@ -554,7 +577,8 @@ def _own_numbers(raw: Any) -> Iterable[str]:
     elif direction == "outbound":
         candidates = (raw.address, raw.dnis)
     else:
-        candidates = (raw.address, raw.ani, raw.dnis)
+        # Without a direction there is no telling which of ani/dnis is this participant.
+        candidates = (raw.address,)
     for value in candidates:
         number = number_in_address(value)
         if number:
@@ -609,6 +633,12 @@ def _error_from_api_exception(exc: ApiException, what: str) -> GenesysError:
         )
     if status == 403:
         permission = _missing_permission(body, what)
+        if permission is None:
+            return GenesysPermissionError(
+                f"Genesys Cloud refused the bot's OAuth client while {what} (403: "
+                f"{message or 'no reason given'}). Check the client's role and divisions.",
+                **details,
+            )
         readable = PERMISSION_NAMES.get(permission, permission)
         return GenesysPermissionError(
             f"The bot's Genesys Cloud OAuth client is missing the permission {readable} "
@@ -642,12 +672,15 @@ def _error_from_api_exception(exc: ApiException, what: str) -> GenesysError:
 _PERMISSION = re.compile(r"\b[a-z][A-Za-z]*:[A-Za-z]+:[A-Za-z]+\b")
 
 
-def _missing_permission(body: dict[str, Any], what: str) -> str:
-    """The permission Genesys names in a 403, or the one this operation needs."""
+def _missing_permission(body: dict[str, Any], what: str) -> str | None:
+    """The permission Genesys names in a 403, or the one this operation is known to need."""
     named = _PERMISSION.search(json.dumps(body))
     if named:
         return named.group(0)
-    return DISCONNECT_PERMISSION if what.startswith("disconnecting") else ANALYTICS_PERMISSION
+    return {
+        "disconnecting the caller": DISCONNECT_PERMISSION,
+        "looking up calls": ANALYTICS_PERMISSION,
+    }.get(what)
 
 
 def _network_reason(exc: urllib3.exceptions.HTTPError) -> str:
@@ -659,3 +692,20 @@ def _network_reason(exc: urllib3.exceptions.HTTPError) -> str:
     if isinstance(exc, urllib3.exceptions.ProtocolError):
         return "connection dropped"
     return type(exc).__name__
+
+
+def _quiet_sdk_logging() -> None:
+    """Keep the SDK's own logger from printing request bodies past the redacting filter.
+
+    The SDK gives its logger a console handler of its own, and its config file (which it
+    watches and reloads) can turn on debug logging of bodies, which carry phone numbers.
+    """
+    configuration = sdk.Configuration()
+    configuration.live_reload_config = False
+    configuration.logger.log_level = sdk.logger.LogLevel.LNone
+    configuration.logger.log_request_body = False
+    configuration.logger.log_response_body = False
+    sdk_logger = logging.getLogger("PureCloudPlatformClientV2")
+    for handler in list(sdk_logger.handlers):
+        sdk_logger.removeHandler(handler)
+    sdk_logger.propagate = True

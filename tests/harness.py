@@ -8,11 +8,12 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from bot.app_factory import create_app
+from bot.app_factory import Bot, create_bot
 from bot.settings import Settings, load_settings
 from bot.store import DropRequest, RequestStore
 from bot.web import health_report, wsgi_app
@@ -63,6 +64,7 @@ class BotHarness:
     calls: GenesysCalls
     base_url: str
     requester: SlackRequester
+    bot: Bot
 
     def command(
         self, text: str, *, user_id: str = SUPERVISOR, channel_id: str = CHANNEL
@@ -158,6 +160,7 @@ def start_bot(
     *,
     env: Mapping[str, str] | None = None,
     confirm_timeout: float = 1.0,
+    recover_after: timedelta = timedelta(minutes=2),
 ) -> Iterator[BotHarness]:
     """Build the bot exactly as app.py does and serve its WSGI app on 127.0.0.1:0."""
     environ = bot_environment(genesys, slack, Path(tmp))
@@ -178,8 +181,11 @@ def start_bot(
             confirm_interval=0.05,
         )
     )
-    app = create_app(settings, calls, store)
-    application = wsgi_app(app, lambda: health_report(store.ping, lambda: calls.last_contact))
+    bot = create_bot(settings, calls, store, recover_after=recover_after)
+    bot.start_background()
+    # As in production the identity is learnt in the background; tests want it settled.
+    slack.wait_for(lambda: bot.identity.team_id is not None)
+    application = wsgi_app(bot.app, lambda: health_report(store.ping, lambda: calls.last_contact))
     server = make_server(
         "127.0.0.1", 0, application, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
     )
@@ -197,7 +203,9 @@ def start_bot(
             calls=calls,
             base_url=base_url,
             requester=SlackRequester(f"{base_url}/slack/events", SIGNING_SECRET),
+            bot=bot,
         )
     finally:
+        bot.stop_background()
         server.shutdown()
         server.server_close()

@@ -15,14 +15,41 @@ What slack-sdk 3.48 actually sends (and so what this fake parses):
 * The token travels as ``Authorization: Bearer <token>``.
 * ``respond()`` (``WebhookClient``) POSTs a JSON body to the response_url with no
   Authorization header, and does not raise on HTTP errors.
+
+Socket Mode (what slack-sdk 3.48's *builtin* client, the one Bolt's ``SocketModeHandler`` uses,
+does; see ``slack_sdk/socket_mode/builtin/connection.py`` and ``internals.py``):
+
+* It calls ``apps.connections.open`` through the app's ``WebClient`` (so ``base_url`` applies),
+  with the app-level token as ``Authorization: Bearer xapp-...`` and an empty form body.
+* It never looks at the URL scheme, only the port: 443 (given, or the default for ``wss``)
+  means TLS, any other port a plain TCP socket. So ``ws://127.0.0.1:<port>`` needs no TLS.
+  A proxy (``proxy=`` or ``HTTPS_PROXY``) would wrap the socket in TLS whatever the port.
+* Its handshake is ``GET /link/?ticket=... HTTP/1.1`` with ``Host`` (no port), ``Upgrade``,
+  ``Connection``, ``Sec-WebSocket-Key`` and ``Sec-WebSocket-Version: 13``, and nothing else; it
+  checks ``Sec-WebSocket-Accept``. It pings (payload ``<session id>:<time>``) right after the
+  handshake and then every ``ping_interval`` seconds (Bolt: 10), and drops the connection as
+  stale if no pong came back for 4 intervals. It answers pings, and acks every envelope with
+  ``{"envelope_id", "payload"?}`` in a masked text frame.
+* It never sends a close frame: it just closes the socket. After a close frame from the server
+  it reconnects (a new ``apps.connections.open``) only at its next ping tick (up to 10 s with
+  Bolt); after Slack's ``{"type": "disconnect"}`` message it reconnects at once.
+* Its frame reader waits for more bytes whenever a frame starts with 2 bytes or fewer in hand,
+  and loses them if nothing else comes within its 3 s socket timeout: so every frame this fake
+  sends has a payload (pings carry text, closes carry a status code).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
 import email.parser
 import email.policy
+import hashlib
+import io
 import json
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -39,6 +66,11 @@ T = TypeVar("T")
 _JSON_ARGS = frozenset({"blocks", "attachments", "metadata", "users", "channels"})
 _TS_BASE = 1_700_000_000
 DEFAULT_BOT_TOKEN = "xoxb-test-token"
+DEFAULT_APP_TOKEN = "xapp-test-token"
+APP_ID = "A0001"
+_VERIFICATION_TOKEN = "verification-token"  # deprecated by Slack, still sent
+# RFC 6455: the GUID the server appends to Sec-WebSocket-Key to prove it speaks WebSocket.
+_WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 @dataclass(frozen=True)
@@ -188,6 +220,76 @@ def _as_list(value: Any) -> list[dict[str, Any]]:
     raise ValueError(f"expected a JSON array, got {value!r}")
 
 
+class _WebSocketClosed(Exception):
+    """The peer went away, or broke the protocol (then ``code`` is the close code to send)."""
+
+    def __init__(self, reason: str, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+class _WebSocket:
+    """The server end of one RFC 6455 connection: unfragmented frames, as the SDK sends them."""
+
+    TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA
+
+    def __init__(self, sock: socket.socket, reader: io.BufferedIOBase) -> None:
+        self._sock = sock
+        # The HTTP server's buffered reader: it may already hold bytes sent after the handshake.
+        self._reader = reader
+        self._send_lock = threading.Lock()
+
+    @staticmethod
+    def accept_key(key: str) -> str:
+        """The ``Sec-WebSocket-Accept`` answering ``Sec-WebSocket-Key: key``."""
+        digest = hashlib.sha1((key + _WEBSOCKET_GUID).encode()).digest()  # noqa: S324 - RFC 6455
+        return base64.b64encode(digest).decode()
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        """One final, unmasked frame (servers never mask)."""
+        size = len(payload)
+        if size < 126:
+            header = struct.pack("!BB", 0x80 | opcode, size)
+        elif size < 1 << 16:
+            header = struct.pack("!BBH", 0x80 | opcode, 126, size)
+        else:
+            header = struct.pack("!BBQ", 0x80 | opcode, 127, size)
+        with self._send_lock:
+            self._sock.sendall(header + payload)
+
+    def receive(self) -> tuple[int, bytes]:
+        """The next frame's opcode and unmasked payload; ``_WebSocketClosed`` at the end."""
+        first, second = self._read(2)
+        if not first & 0x80:
+            raise _WebSocketClosed("fragmented frames are not supported", 1003)
+        if not second & 0x80:
+            raise _WebSocketClosed("client frames must be masked", 1002)
+        size = second & 0x7F
+        if size == 126:
+            (size,) = struct.unpack("!H", self._read(2))
+        elif size == 127:
+            (size,) = struct.unpack("!Q", self._read(8))
+        mask = self._read(4)
+        data = self._read(size)
+        return first & 0x0F, bytes(byte ^ mask[i % 4] for i, byte in enumerate(data))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame (best effort), then shut the socket down both ways."""
+        with contextlib.suppress(OSError):
+            self.send(self.CLOSE, struct.pack("!H", code) + reason.encode())
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+    def _read(self, size: int) -> bytes:
+        try:
+            data = self._reader.read(size) if size else b""
+        except OSError as exc:
+            raise _WebSocketClosed(f"read failed: {exc!r}") from exc
+        if len(data) < size:
+            raise _WebSocketClosed("the client closed the connection")
+        return data
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     fake: FakeSlack
@@ -203,7 +305,43 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def do_GET(self) -> None:
-        self._dispatch()
+        if urlsplit(self.path).path == "/link/":
+            self._websocket()
+        else:
+            self._dispatch()
+
+    def _websocket(self) -> None:
+        """The Socket Mode endpoint: check the ticket, do the RFC 6455 handshake, hand over."""
+        fake = cast(_Server, self.server).fake
+        self.close_connection = True  # whatever happens, this is no longer HTTP afterwards
+        ticket = parse_qs(urlsplit(self.path).query).get("ticket", [""])[-1]
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        if not fake._known_ticket(ticket):
+            self._plain_error(401, "invalid_ticket")
+            return
+        if (
+            self.headers.get("Upgrade", "").lower() != "websocket"
+            or "upgrade" not in self.headers.get("Connection", "").lower()
+            or self.headers.get("Sec-WebSocket-Version") != "13"
+            or not key
+        ):
+            self._plain_error(400, "not a WebSocket handshake")
+            return
+        self.protocol_version = "HTTP/1.1"  # RFC 6455 wants "HTTP/1.1 101"; only this request
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", _WebSocket.accept_key(key))
+        self.end_headers()
+        fake._serve_socket(_WebSocket(self.connection, self.rfile))
+
+    def _plain_error(self, status: int, text: str) -> None:
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _dispatch(self) -> None:
         fake = cast(_Server, self.server).fake
@@ -229,20 +367,27 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeSlack:
-    """A fake Slack (Web API + response_url) on ``127.0.0.1:<free port>``. Thread-safe.
+    """A fake Slack (Web API + response_url + Socket Mode) on ``127.0.0.1:<free port>``.
 
-    Knobs (set them any time): ``not_in_channel``, ``usergroups``, ``response_url_status``,
-    ``response_url_max_uses``, :meth:`fail_next`.
+    Thread-safe. Knobs (set them any time): ``not_in_channel``, ``usergroups``,
+    ``response_url_status``, ``response_url_max_uses``, :meth:`fail_next`.
+
+    Socket Mode: ``apps.connections.open`` with ``app_token`` answers a ``ws://`` URL on the
+    same port; a client connecting there gets Slack's ``hello``, then whatever the test pushes
+    with :meth:`send_socket_command` / :meth:`send_socket_click`; its acks are in
+    :attr:`socket_acks`.
     """
 
     def __init__(
         self,
         *,
         bot_token: str = DEFAULT_BOT_TOKEN,
+        app_token: str = DEFAULT_APP_TOKEN,
         team_id: str = "T0001",
         bot_user_id: str = "UBOT",
     ) -> None:
         self.bot_token = bot_token
+        self.app_token = app_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         #: Channels where chat.postMessage answers ``not_in_channel``.
@@ -262,6 +407,14 @@ class FakeSlack:
         self._hooks: dict[str, _ResponseHook] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._ts_seq = 0
+        # Socket Mode: tickets handed out, open connections (newest last), what went each way.
+        self._tickets: set[str] = set()
+        self._sockets: list[_WebSocket] = []
+        self._socket_connections = 0
+        self._socket_sent: list[dict[str, Any]] = []
+        self._socket_received: list[Any] = []
+        self._socket_pongs: list[bytes] = []
+        self._socket_changed = threading.Condition(self._lock)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -283,6 +436,7 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
+        self.close_socket_connections(1001, "going away")
         server, thread = self._server, self._thread
         self._server, self._thread = None, None
         if server is not None:
@@ -349,6 +503,103 @@ class FakeSlack:
             self._failures.setdefault(method, []).append(
                 _Failure(error=error, times=times, status=status, headers=dict(headers or {}))
             )
+
+    # ------------------------------------------------------------------ Socket Mode scripting
+
+    def send_socket_command(
+        self,
+        text: str,
+        *,
+        user_id: str = "USUP1",
+        channel_id: str = "C0001",
+        response_url: str | None = None,
+        command: str = "/drop-caller",
+        user_name: str = "sup",
+        channel_name: str = "supervisors",
+    ) -> str:
+        """Push a ``slash_commands`` envelope (the HTTP form fields, as a JSON object).
+
+        Without ``response_url``, a fresh one for ``channel_id``. Returns the envelope id.
+        """
+        payload = {
+            "token": _VERIFICATION_TOKEN,
+            "team_id": self.team_id,
+            "team_domain": "fake",
+            "channel_id": channel_id,
+            "channel_name": channel_name,
+            "user_id": user_id,
+            "user_name": user_name,
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": response_url or self.new_response_url(channel=channel_id),
+            "trigger_id": f"{time.time_ns()}.{uuid.uuid4().hex}",
+        }
+        return self.send_socket_envelope("slash_commands", payload, accepts_response_payload=True)
+
+    def send_socket_click(
+        self, payload: dict[str, Any], *, accepts_response_payload: bool = False
+    ) -> str:
+        """Push an ``interactive`` envelope carrying ``payload`` (e.g. a ``block_actions`` one,
+        as ``SlackRequester.block_actions_payload`` builds). Slack sends block_actions with
+        ``accepts_response_payload: false`` (true is for view submissions). Returns the id.
+        """
+        return self.send_socket_envelope(
+            "interactive", payload, accepts_response_payload=accepts_response_payload
+        )
+
+    def send_socket_envelope(
+        self, envelope_type: str, payload: dict[str, Any], *, accepts_response_payload: bool
+    ) -> str:
+        """Push ``{"envelope_id", "payload", "type", "accepts_response_payload"}`` down the
+        newest open connection; return the new envelope id.
+        """
+        envelope_id = str(uuid.uuid4())
+        self.send_socket_message(
+            {
+                "envelope_id": envelope_id,
+                "payload": payload,
+                "type": envelope_type,
+                "accepts_response_payload": accepts_response_payload,
+            }
+        )
+        return envelope_id
+
+    def send_socket_message(self, message: dict[str, Any]) -> None:
+        """Push any JSON message down the newest open connection, e.g. Slack's
+        ``{"type": "disconnect", "reason": "refresh_requested"}`` (the SDK then reconnects).
+        """
+        self._socket_send(_WebSocket.TEXT, json.dumps(message).encode())
+        with self._lock:
+            self._socket_sent.append(copy.deepcopy(message))
+
+    def send_socket_ping(self, payload: bytes = b"fake-slack-ping") -> None:
+        """Ping the newest connection; its pong lands in :attr:`socket_pongs`."""
+        self._socket_send(_WebSocket.PING, payload or b"-")  # see the module docstring
+
+    def close_socket_connections(self, code: int = 1001, reason: str = "going away") -> int:
+        """Close every open Socket Mode connection (close frame, then the socket); the SDK
+        reconnects through ``apps.connections.open``. Returns how many were open.
+        """
+        with self._socket_changed:
+            sockets, self._sockets = self._sockets, []
+            self._socket_changed.notify_all()
+        for ws in sockets:
+            ws.close(code, reason)
+        return len(sockets)
+
+    def wait_for_socket_connection(self, timeout: float = 5.0) -> None:
+        """Block until a client has completed the WebSocket handshake (and got ``hello``)."""
+        deadline = time.monotonic() + timeout
+        with self._socket_changed:
+            while not self._sockets:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"no Socket Mode connection within {timeout}s.\n{self.describe()}"
+                    )
+                self._socket_changed.wait(remaining)
 
     # ------------------------------------------------------------------ inspection
 
@@ -419,6 +670,47 @@ class FakeSlack:
             f"wait_for({name}) timed out after {timeout}s; it last {outcome}.\n{self.describe()}"
         )
 
+    @property
+    def socket_acks(self) -> list[dict[str, Any]]:
+        """Every Socket Mode ack received (``{"envelope_id", "payload"?}``), oldest first."""
+        with self._lock:
+            return [
+                copy.deepcopy(m)
+                for m in self._socket_received
+                if isinstance(m, dict) and "envelope_id" in m
+            ]
+
+    def socket_ack(self, envelope_id: str) -> dict[str, Any]:
+        """The ack of ``envelope_id``; ``LookupError`` until it arrives (see :meth:`wait_for`)."""
+        for ack in self.socket_acks:
+            if ack["envelope_id"] == envelope_id:
+                return ack
+        raise LookupError(f"no ack for envelope {envelope_id!r} yet")
+
+    @property
+    def socket_sent(self) -> list[dict[str, Any]]:
+        """Every message pushed to a client so far (not the ``hello``s), oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._socket_sent)
+
+    @property
+    def socket_pongs(self) -> list[bytes]:
+        """Payloads of the pongs answering :meth:`send_socket_ping`, oldest first."""
+        with self._lock:
+            return list(self._socket_pongs)
+
+    @property
+    def socket_connections(self) -> int:
+        """How many WebSocket handshakes succeeded so far (open or since closed)."""
+        with self._lock:
+            return self._socket_connections
+
+    @property
+    def open_socket_connections(self) -> int:
+        """How many Socket Mode connections are open now."""
+        with self._lock:
+            return len(self._sockets)
+
     def describe(self, limit: int = 20) -> str:
         """A short summary of what the fake saw (the last ``limit`` of each kind)."""
         with self._lock:
@@ -434,6 +726,13 @@ class FakeSlack:
                 where = f"{stored.channel}/{stored.ts}"
                 how = f"{stored.source}, edits={stored.edits}"
                 lines.append(f"    {where} ({how}): {stored.text!r}")
+            lines.append(
+                f"  Socket Mode: {len(self._sockets)} open of {self._socket_connections} accepted,"
+                f" {len(self._socket_sent)} messages sent, {len(self._socket_received)} received"
+            )
+            for received in self._socket_received[-limit:]:
+                shown = repr(received)
+                lines.append(f"    <- {shown[:200]}{'...' if len(shown) > 200 else ''}")
             return "\n".join(lines)
 
     # ------------------------------------------------------------------ HTTP handling
@@ -497,7 +796,9 @@ class FakeSlack:
             token = body_token
 
         with self._lock:
-            if token != self.bot_token:
+            # apps.connections.open is the one method that takes the app-level token.
+            expected = self.app_token if method == "apps.connections.open" else self.bot_token
+            if token != expected:
                 reply = _json_reply({"ok": False, "error": "invalid_auth"})
             else:
                 reply = self._scripted_failure(method) or self._run_method(method, args)
@@ -520,6 +821,7 @@ class FakeSlack:
 
     def _run_method(self, method: str, args: dict[str, Any]) -> _Reply:
         handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "apps.connections.open": self._apps_connections_open,
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
@@ -534,6 +836,12 @@ class FakeSlack:
             return _json_reply(handler(args))
         except ValueError as exc:
             return _json_reply({"ok": False, "error": "invalid_arguments", "detail": str(exc)})
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        ticket = uuid.uuid4().hex
+        self._tickets.add(ticket)
+        port = self.base_url.rsplit(":", 1)[1]
+        return {"ok": True, "url": f"ws://127.0.0.1:{port}/link/?ticket={ticket}&app_id={APP_ID}"}
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -626,6 +934,75 @@ class FakeSlack:
         if users is None:
             return {"ok": False, "error": "no_such_subteam"}
         return {"ok": True, "users": list(users)}
+
+    # ------------------------------------------------------------------ Socket Mode serving
+
+    def _known_ticket(self, ticket: str) -> bool:
+        with self._lock:
+            return ticket in self._tickets
+
+    def _socket_send(self, opcode: int, payload: bytes) -> None:
+        with self._lock:
+            if not self._sockets:
+                raise RuntimeError(
+                    "no open Socket Mode connection (call wait_for_socket_connection first)"
+                )
+            ws = self._sockets[-1]
+        ws.send(opcode, payload)
+
+    def _serve_socket(self, ws: _WebSocket) -> None:
+        """Run one connection, on its HTTP handler thread, until either side closes it."""
+        hello = {
+            "type": "hello",
+            "num_connections": 1,
+            "debug_info": {
+                "host": "applink-fake-slack",
+                "build_number": 1,
+                "approximate_connection_time": 18060,
+            },
+            "connection_info": {"app_id": APP_ID},
+        }
+        try:
+            ws.send(_WebSocket.TEXT, json.dumps(hello).encode())
+            with self._socket_changed:
+                self._sockets.append(ws)
+                self._socket_connections += 1
+                self._socket_changed.notify_all()
+            while True:
+                opcode, data = ws.receive()
+                if opcode == _WebSocket.TEXT:
+                    self._socket_text(data)
+                elif opcode == _WebSocket.PING:
+                    ws.send(_WebSocket.PONG, data)
+                elif opcode == _WebSocket.PONG:
+                    with self._lock:
+                        self._socket_pongs.append(data)
+                elif opcode == _WebSocket.CLOSE:
+                    (code,) = struct.unpack("!H", data[:2]) if len(data) >= 2 else (1000,)
+                    ws.close(code)  # echo it, as RFC 6455 asks
+                    return
+                else:
+                    ws.close(1003, f"unsupported opcode {opcode:#x}")
+                    return
+        except _WebSocketClosed as exc:
+            if exc.code is not None:
+                ws.close(exc.code, str(exc))
+        except OSError:
+            pass  # the socket was shut down under us (close_socket_connections, stop)
+        finally:
+            with self._socket_changed:
+                if ws in self._sockets:
+                    self._sockets.remove(ws)
+                self._socket_changed.notify_all()
+
+    def _socket_text(self, data: bytes) -> None:
+        try:
+            message: Any = json.loads(data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            message = {"_raw": data.decode("utf-8", "replace")}
+        with self._socket_changed:
+            self._socket_received.append(message)
+            self._socket_changed.notify_all()
 
     def _handle_response_url(self, token: str, headers: dict[str, str], body: bytes) -> _Reply:
         now = time.time()

@@ -1137,3 +1137,95 @@ def _no_leftover_threads() -> Iterator[None]:
     yield
     lingering = [t for t in threading.enumerate() if t.name.startswith("genesys-lookup")]
     assert lingering == []
+
+
+# ------------------------------------------------------------------------ review follow-ups
+
+
+def test_patch_unanswered_but_caller_gone_is_disconnected(
+    genesys: FakeGenesys, clock: FakeClock
+) -> None:
+    """A PATCH whose answers are all 5xx, after which the caller is gone, reports DISCONNECTED."""
+    cid = genesys.add_inbound_call(NUMBER)
+    customer = genesys.participant_id(cid, "customer")
+    calls = make_calls(genesys.base_url, clock)
+    # Genesys applies the first PATCH, but every answer to it is lost as a 503.
+    genesys.inject("PATCH", PARTICIPANT, status=503, times=5, delay=0.2)
+
+    def apply_when_patched() -> None:
+        deadline = time.monotonic() + 5
+        while not genesys.patches() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        genesys.hang_up(cid, customer)
+
+    applier = threading.Thread(target=apply_when_patched)
+    applier.start()
+    result = calls.disconnect_participant(cid, customer, NUMBER)
+    applier.join()
+
+    assert result.outcome == DisconnectOutcome.DISCONNECTED
+    assert "did not confirm" in result.detail
+
+
+def test_patch_unanswered_and_caller_still_there_raises(
+    genesys: FakeGenesys, clock: FakeClock
+) -> None:
+    """A PATCH that never succeeds while the caller stays on the call is an honest failure."""
+    cid = genesys.add_inbound_call(NUMBER)
+    customer = genesys.participant_id(cid, "customer")
+    calls = make_calls(genesys.base_url, clock)
+    genesys.inject("PATCH", PARTICIPANT, status=503, times=5)
+
+    with pytest.raises(GenesysUnavailable):
+        calls.disconnect_participant(cid, customer, NUMBER)
+    assert genesys.participants(cid)[0]["state"] == "connected"
+
+
+def test_participant_without_direction_matches_by_address_only(
+    genesys: FakeGenesys, calls: GenesysCalls
+) -> None:
+    """With no direction, ani/dnis (possibly the org's number) never identify a participant."""
+    genesys.add_call(
+        [
+            {
+                "id": "caller-leg",
+                "purpose": "customer",
+                "state": "connected",
+                "address": f"tel:{OTHER}",
+                "ani": f"tel:{OTHER}",
+                "dnis": ORG_NUMBER,
+            }
+        ]
+    )
+
+    assert calls.find_active_calls(ORG) == []
+    assert [m.participant_id for m in calls.find_active_calls(OTHER)] == ["caller-leg"]
+
+
+def test_403_on_reading_the_call_without_a_named_permission_blames_no_permission(
+    genesys: FakeGenesys, clock: FakeClock
+) -> None:
+    """A bare 403 on reading a call says so, without guessing the analytics permission."""
+    cid = genesys.add_inbound_call(NUMBER)
+    customer = genesys.participant_id(cid, "customer")
+    genesys.inject("GET", CALL, status=403, json_body={"message": "Forbidden", "code": "x"})
+    calls = make_calls(genesys.base_url, clock)
+
+    with pytest.raises(GenesysPermissionError) as caught:
+        calls.disconnect_participant(cid, customer, NUMBER)
+    assert "Analytics" not in str(caught.value)
+    assert "reading the call" in str(caught.value)
+
+
+def test_dry_run_checks_everything_and_sends_no_patch(
+    genesys: FakeGenesys, calls: GenesysCalls
+) -> None:
+    """A dry run re-reads the call and reports what it would do, without a PATCH."""
+    cid = genesys.add_inbound_call(NUMBER)
+    customer = genesys.participant_id(cid, "customer")
+
+    result = calls.disconnect_participant(cid, customer, NUMBER, dry_run=True)
+
+    assert result.outcome == DisconnectOutcome.DRY_RUN
+    assert genesys.patches() == []
+    assert genesys.requests_to("GET", CALL)

@@ -1,0 +1,278 @@
+"""`python app.py --socket` as a process, connected to the fake Slack over a real WebSocket.
+
+The fake answers ``apps.connections.open`` (reached through ``SLACK_API_URL``) with a
+``ws://127.0.0.1`` URL, then pushes the envelopes Slack would and records the bot's acks.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode import SocketModeClient
+from slack_sdk.socket_mode.client import BaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+
+from tests.fakes.genesys import FakeGenesys
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_requests import SlackRequester
+from tests.harness import (
+    CHANNEL,
+    NUMBER,
+    SIGNING_SECRET,
+    SUPERVISOR,
+    bot_environment,
+    card_text,
+    find_button,
+)
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+# Importing the Genesys SDK alone takes about two seconds.
+STARTUP_TIMEOUT = 20.0
+ACK_TIMEOUT = 3.0  # what Slack allows before it tells the user the app did not respond
+EXIT_TIMEOUT = 10.0
+
+
+def _base_env(tmp_path: Path) -> dict[str, str]:
+    """A bare environment: no Slack, Genesys or proxy variables leak in from the shell."""
+    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env["HOME"] = str(tmp_path)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class BotProcess:
+    """The bot as a child process, with its combined output collected as it comes."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys.executable, str(APP), "--socket"],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._lock:
+                self._lines.append(line)
+
+    @property
+    def output(self) -> str:
+        with self._lock:
+            return "".join(self._lines)
+
+    def wait_for_exit(self, timeout: float) -> int | None:
+        """The exit code, or None if it is still running after `timeout` seconds."""
+        try:
+            returncode = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._reader.join(timeout=2)
+        return returncode
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int | None:
+        """Send `sig`, wait for the exit; kill after `EXIT_TIMEOUT` (then return None)."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=EXIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=EXIT_TIMEOUT)
+                self._reader.join(timeout=2)
+                return None
+        self._reader.join(timeout=2)
+        return self.process.returncode
+
+
+def _wait_until_connected(bot: BotProcess, slack: FakeSlack) -> None:
+    """Wait for the bot's WebSocket; fail at once, with its output, if it exits first."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        try:
+            slack.wait_for_socket_connection(timeout=0.1)
+            return
+        except AssertionError:
+            if bot.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the bot did not connect (exit code {bot.process.poll()}):\n{bot.output}"
+                ) from None
+
+
+@pytest.fixture
+def socket_bot(
+    tmp_path: Path, genesys: FakeGenesys, slack: FakeSlack
+) -> Iterator[Callable[[str], BotProcess]]:
+    """Start `python app.py --socket` with a given SLACK_APP_TOKEN; stopped at teardown."""
+    started: list[BotProcess] = []
+
+    def start(app_token: str) -> BotProcess:
+        env = _base_env(tmp_path) | bot_environment(genesys, slack, tmp_path)
+        env["SLACK_APP_TOKEN"] = app_token
+        bot = BotProcess(env, tmp_path)
+        started.append(bot)
+        return bot
+
+    yield start
+    for bot in started:
+        bot.stop(signal.SIGKILL)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_socket_mode_serves_the_whole_flow(
+    socket_bot: Callable[[str], BotProcess],
+    genesys: FakeGenesys,
+    slack: FakeSlack,
+    stop_signal: signal.Signals,
+) -> None:
+    """Over a real WebSocket: the command is acked in time, the card posted, the click drops
+    the caller, and the signal stops the process."""
+    cid = genesys.add_inbound_call(NUMBER)
+    bot = socket_bot(slack.app_token)
+    _wait_until_connected(bot, slack)
+    # The URL came from the fake, through SLACK_API_URL, with the app-level token.
+    opened = slack.calls_to("apps.connections.open")
+    assert [(call.token, call.error) for call in opened] == [(slack.app_token, None)]
+
+    command_id = slack.send_socket_command(
+        NUMBER,
+        user_id=SUPERVISOR,
+        channel_id=CHANNEL,
+        response_url=slack.new_response_url(channel=CHANNEL),
+    )
+    ack = slack.wait_for(lambda: slack.socket_ack(command_id), timeout=ACK_TIMEOUT)
+    assert "Looking for a live call" in ack["payload"]["text"]
+
+    card = slack.wait_for(lambda: next(iter(slack.messages(CHANNEL)), None), timeout=10)
+    button = find_button(card, "drop_caller_disconnect_0")
+    click = SlackRequester("http://127.0.0.1/unused", SIGNING_SECRET).block_actions_payload(
+        action_id="drop_caller_disconnect_0",
+        value=button["value"],
+        user_id=SUPERVISOR,
+        channel_id=CHANNEL,
+        message_ts=card.ts,
+        response_url=slack.new_response_url(channel=CHANNEL, message_ts=card.ts),
+        message=card.to_payload(),
+    )
+    click_id = slack.send_socket_click(click)
+    assert slack.wait_for(lambda: slack.socket_ack(click_id), timeout=ACK_TIMEOUT) == {
+        "envelope_id": click_id
+    }
+
+    slack.wait_for(lambda: "Disconnected" in card_text(slack.message(CHANNEL, card.ts)), timeout=10)
+    assert genesys.patches() == [
+        (cid, genesys.participant_id(cid, "customer"), {"state": "disconnected"})
+    ]
+
+    # No graceful shutdown yet: SIGTERM kills the process outright, SIGINT ends it with a
+    # KeyboardInterrupt traceback. Only "it ends, and promptly" is checked here.
+    returncode = bot.stop(stop_signal)
+    assert returncode is not None, f"alive {EXIT_TIMEOUT}s after {stop_signal.name}:\n{bot.output}"
+    output = bot.output
+    assert "5551234567" not in output.replace("+", "").replace(" ", "").replace("-", "")
+    assert slack.app_token not in output
+    assert "test-secret" not in output
+
+
+def test_a_wrong_app_token_is_reported_and_the_process_ends(
+    socket_bot: Callable[[str], BotProcess], slack: FakeSlack
+) -> None:
+    """apps.connections.open answers invalid_auth: the bot logs it as an error and exits (it
+    neither hangs nor retries forever), without printing the token."""
+    wrong = "xapp-1-A0001-wrong-token"
+    bot = socket_bot(wrong)
+
+    returncode = bot.wait_for_exit(STARTUP_TIMEOUT)
+
+    output = bot.output
+    assert returncode is not None, f"still running after {STARTUP_TIMEOUT}s:\n{output}"
+    assert returncode != 0
+    opened = slack.calls_to("apps.connections.open")
+    assert [(call.token, call.error) for call in opened] == [(wrong, "invalid_auth")], output
+    assert slack.socket_connections == 0
+    errors = [line for line in output.splitlines() if " ERROR " in line]
+    assert any(
+        "Failed to retrieve WSS URL" in line and f"{slack.api_url}apps.connections.open" in line
+        for line in errors
+    ), output
+    assert "invalid_auth" in output
+    assert wrong not in output
+
+
+def test_the_fake_speaks_the_sdks_socket_mode(slack: FakeSlack) -> None:
+    """The fake itself, against slack_sdk's builtin client in-process: hello, frames over
+    64 KiB both ways, ping/pong, Slack's disconnect message, a close frame, and tokens and
+    tickets checked."""
+    received: list[str] = []
+    client = SocketModeClient(
+        app_token=slack.app_token,
+        web_client=WebClient(token=slack.bot_token, base_url=slack.api_url),
+        on_message_listeners=[received.append],
+    )
+
+    def echo(socket_client: BaseSocketModeClient, request: SocketModeRequest) -> None:
+        response = SocketModeResponse(request.envelope_id, payload={"echo": request.payload})
+        socket_client.send_socket_mode_response(response)
+
+    client.socket_mode_request_listeners.append(echo)
+    try:
+        client.connect()
+        slack.wait_for_socket_connection(timeout=2)
+        slack.wait_for(lambda: any('"type": "hello"' in text for text in received), timeout=2)
+        big = {"text": "x" * 70_000}
+        envelope_id = slack.send_socket_envelope("events_api", big, accepts_response_payload=False)
+        ack = slack.wait_for(lambda: slack.socket_ack(envelope_id), timeout=ACK_TIMEOUT)
+        assert ack == {"envelope_id": envelope_id, "payload": {"echo": big}}
+        slack.send_socket_ping(b"are-you-there")
+        slack.wait_for(lambda: slack.socket_pongs == [b"are-you-there"], timeout=2)
+        slack.send_socket_message({"type": "disconnect", "reason": "refresh_requested"})
+        slack.wait_for(lambda: slack.socket_connections == 2, timeout=2)
+        # A close frame from the server ends the session. The SDK closing its socket alone
+        # leaves its reader thread in recv() until the 3 s socket timeout (and the fake sees
+        # the old connection end only then).
+        client.auto_reconnect_enabled = False
+        assert slack.close_socket_connections(1000, "bye") >= 1
+        slack.wait_for(lambda: not client.is_connected(), timeout=2)
+    finally:
+        client.close()
+    assert [call.error for call in slack.calls_to("apps.connections.open")] == [None, None]
+
+    with pytest.raises(SlackApiError, match="invalid_auth"):
+        WebClient(base_url=slack.api_url).apps_connections_open(app_token=slack.bot_token)
+    port = int(slack.base_url.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        connection.request(
+            "GET",
+            "/link/?ticket=forged",
+            headers={
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Version": "13",
+            },
+        )
+        assert connection.getresponse().status == 401
+    finally:
+        connection.close()
