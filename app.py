@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.secrets)
 
-    from bot.server import serve_http, serve_socket_mode
+    from bot.server import AppTokenRejected, serve_http, serve_socket_mode
 
     if settings.mode == "http":
         serve_http(lambda: build_http_app(settings), host="0.0.0.0", port=settings.port)  # noqa: S104
@@ -54,7 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         store, calls = build_parts(settings)
         bot = create_bot(settings, calls, store)
         bot.start_background()
-        serve_socket_mode(bot.app, settings.slack_app_token)
+        try:
+            serve_socket_mode(bot, settings.slack_app_token)
+        except AppTokenRejected as exc:
+            print(f"drop-caller cannot start: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

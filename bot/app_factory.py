@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Bot:
     supervisors: SupervisorDirectory
     sweeper: Sweeper
     identity: BotIdentity
+    executor: ThreadPoolExecutor
 
     def start_background(self) -> None:
         """Learn who the bot is, read supervisor groups, start sweeping."""
@@ -48,6 +50,17 @@ class Bot:
         self.sweeper.stop()
         self.supervisors.stop()
         self.identity.stop()
+
+    def finish_work(self, timeout: float = 30.0) -> bool:
+        """Let listeners already running (a disconnect in flight) finish; False on timeout."""
+        done = threading.Event()
+
+        def drain() -> None:
+            self.executor.shutdown(wait=True)
+            done.set()
+
+        threading.Thread(target=drain, name="drain-listeners", daemon=True).start()
+        return done.wait(timeout)
 
 
 def create_bot(
@@ -73,6 +86,7 @@ def create_bot(
     bolt_logger = logging.getLogger("slack_bolt.App")
     if _drop_token_skipped_warning not in bolt_logger.filters:
         bolt_logger.addFilter(_drop_token_skipped_warning)
+    executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener")
     app = App(
         # No token here: with one, Bolt would call auth.test before the first ack. The
         # token comes from `authorize` instead, per request, with no call to Slack.
@@ -81,9 +95,7 @@ def create_bot(
         signing_secret=settings.slack_signing_secret or "",
         # Socket Mode requests are not signed; HTTP requests always are.
         request_verification_enabled=settings.mode == "http",
-        listener_executor=ThreadPoolExecutor(
-            max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"
-        ),
+        listener_executor=executor,
     )
     supervisors = SupervisorDirectory(
         settings.supervisors, settings.supervisor_groups, client=client
@@ -115,7 +127,12 @@ def create_bot(
         recover_after=recover_after,
     )
     return Bot(
-        app=app, services=services, supervisors=supervisors, sweeper=sweeper, identity=identity
+        app=app,
+        services=services,
+        supervisors=supervisors,
+        sweeper=sweeper,
+        identity=identity,
+        executor=executor,
     )
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
-from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk.errors import SlackApiError
 
+from bot.app_factory import Bot
 from bot.web import WsgiApp
+
+logger = logging.getLogger(__name__)
 
 # Requests are short (listeners run on Bolt's own pool after the ack), so one process with
 # threads serves concurrent Slack requests; one process also keeps SQLite writes in one place.
@@ -52,6 +58,49 @@ def serve_http(build: Callable[[], WsgiApp], *, host: str, port: int) -> None:
     ).run()
 
 
-def serve_socket_mode(app: App, app_token: str) -> None:
-    """Connect to Slack over Socket Mode and serve until stopped."""
-    SocketModeHandler(app, app_token).start()  # type: ignore[no-untyped-call]
+class AppTokenRejected(Exception):
+    """Slack refused SLACK_APP_TOKEN: a configuration error, not an outage."""
+
+
+# Errors from apps.connections.open that no amount of retrying will cure.
+_TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "not_allowed_token_type"}
+)
+
+
+def serve_socket_mode(bot: Bot, app_token: str) -> None:
+    """Serve over Socket Mode until SIGTERM or SIGINT, then finish in-flight work and return.
+
+    Slack being unreachable at start is retried (the bot keeps trying to connect); a token
+    Slack refuses raises `AppTokenRejected`.
+    """
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    handler = SocketModeHandler(bot.app, app_token)
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            handler.connect()  # type: ignore[no-untyped-call]
+            break
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            if error in _TOKEN_ERRORS:
+                raise AppTokenRejected(
+                    f"Slack refused SLACK_APP_TOKEN ({error}). Create an app-level token with "
+                    "the connections:write scope (Basic Information → App-Level Tokens)."
+                ) from exc
+            logger.warning("Slack did not open a Socket Mode connection (%s); retrying", error)
+        except OSError as exc:
+            logger.warning("Slack is unreachable (%s); retrying in %g s", exc, delay)
+        stop.wait(delay)
+        delay = min(delay * 2, 30.0)
+    if stop.is_set():
+        return
+    logger.info("Connected to Slack over Socket Mode")
+    stop.wait()
+    logger.info("Stopping: no new requests; finishing those in progress")
+    handler.close()  # type: ignore[no-untyped-call]
+    bot.stop_background()
+    if not bot.finish_work(timeout=30.0):
+        logger.error("Some requests were still running after 30 s; they were cut off")

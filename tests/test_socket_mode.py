@@ -185,11 +185,12 @@ def test_socket_mode_serves_the_whole_flow(
         (cid, genesys.participant_id(cid, "customer"), {"state": "disconnected"})
     ]
 
-    # No graceful shutdown yet: SIGTERM kills the process outright, SIGINT ends it with a
-    # KeyboardInterrupt traceback. Only "it ends, and promptly" is checked here.
+    # A graceful stop: in-flight work finishes, the process exits 0 without a traceback.
     returncode = bot.stop(stop_signal)
-    assert returncode is not None, f"alive {EXIT_TIMEOUT}s after {stop_signal.name}:\n{bot.output}"
+    assert returncode == 0, f"exit {returncode} after {stop_signal.name}:\n{bot.output}"
     output = bot.output
+    assert "Traceback" not in output
+    assert "finishing those in progress" in output
     assert "5551234567" not in output.replace("+", "").replace(" ", "").replace("-", "")
     assert slack.app_token not in output
     assert "test-secret" not in output
@@ -198,8 +199,9 @@ def test_socket_mode_serves_the_whole_flow(
 def test_a_wrong_app_token_is_reported_and_the_process_ends(
     socket_bot: Callable[[str], BotProcess], slack: FakeSlack
 ) -> None:
-    """apps.connections.open answers invalid_auth: the bot logs it as an error and exits (it
-    neither hangs nor retries forever), without printing the token."""
+    """apps.connections.open answers invalid_auth: the bot says SLACK_APP_TOKEN was refused and
+    exits 2 (configuration error) without a traceback, neither hanging nor retrying forever,
+    and without printing the token."""
     wrong = "xapp-1-A0001-wrong-token"
     bot = socket_bot(wrong)
 
@@ -207,7 +209,9 @@ def test_a_wrong_app_token_is_reported_and_the_process_ends(
 
     output = bot.output
     assert returncode is not None, f"still running after {STARTUP_TIMEOUT}s:\n{output}"
-    assert returncode != 0
+    assert returncode == 2, output
+    assert "Slack refused SLACK_APP_TOKEN (invalid_auth)" in output
+    assert "Traceback" not in output
     opened = slack.calls_to("apps.connections.open")
     assert [(call.token, call.error) for call in opened] == [(wrong, "invalid_auth")], output
     assert slack.socket_connections == 0
@@ -276,3 +280,18 @@ def test_the_fake_speaks_the_sdks_socket_mode(slack: FakeSlack) -> None:
         assert connection.getresponse().status == 401
     finally:
         connection.close()
+
+
+def test_slack_unavailable_at_start_is_retried_until_it_answers(
+    socket_bot: Callable[[str], BotProcess], slack: FakeSlack
+) -> None:
+    """apps.connections.open failing at start (Slack down) is retried; the bot then connects."""
+    slack.fail_next("apps.connections.open", "internal_error", times=2, status=503)
+
+    bot = socket_bot(slack.app_token)
+    _wait_until_connected(bot, slack)
+
+    opened = slack.calls_to("apps.connections.open")
+    assert len(opened) == 3, bot.output
+    assert "retrying" in bot.output
+    assert bot.stop(signal.SIGTERM) == 0
