@@ -248,6 +248,14 @@ def _report_unclaimed(
         _tell(services, body, respond, "This request had expired, so nothing was disconnected.")
     elif claim.status == ClaimStatus.ALREADY_DECIDED and request is not None:
         _tell(services, body, respond, _already_decided(request))
+    elif claim.status == ClaimStatus.PARTICIPANT_BUSY:
+        _tell(
+            services,
+            body,
+            respond,
+            "Another card's request is disconnecting this caller right now, so this one did "
+            "nothing. Its card shows the outcome.",
+        )
     else:
         _tell(services, body, respond, "The bot has no such request here, so nothing was done.")
     return True

@@ -122,6 +122,15 @@ drop_candidates = sa.Table(
     sa.Column("connected_at", sa.DateTime(timezone=True)),
 )
 
+drop_participant_claims = sa.Table(
+    "drop_participant_claims",
+    metadata,
+    sa.Column("conversation_id", sa.String(64), primary_key=True),
+    sa.Column("participant_id", sa.String(64), primary_key=True),
+    sa.Column("request_id", sa.String(32), nullable=False),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 drop_events = sa.Table(
     "drop_events",
     metadata,
@@ -171,6 +180,8 @@ class ClaimStatus(enum.Enum):
     ALREADY_DECIDED = "already_decided"
     EXPIRED = "expired"
     NOT_FOUND = "not_found"
+    PARTICIPANT_BUSY = "participant_busy"
+    """Another request (another card) is dropping the same participant right now."""
 
 
 @dataclass(frozen=True)
@@ -342,7 +353,11 @@ class RequestStore:
 
     @_unavailable_as_error
     def claim(self, request_id: str, user_id: str, position: int) -> Claim:
-        """Atomically move a pending, unexpired request to `approving` for this user."""
+        """Atomically move a pending, unexpired request to `approving` for this user.
+
+        In the same transaction the chosen participant is claimed, so that two cards for
+        one caller cannot both send a disconnect.
+        """
         return self._decide(
             request_id,
             user_id,
@@ -458,6 +473,12 @@ class RequestStore:
                 )
             )
             late = result.rowcount != 1
+            # The drop is over either way: another request may try this participant again.
+            connection.execute(
+                drop_participant_claims.delete().where(
+                    drop_participant_claims.c.request_id == request_id
+                )
+            )
             row = connection.execute(
                 sa.select(drop_requests.c.state, drop_requests.c.decided_by).where(
                     drop_requests.c.id == request_id
@@ -588,24 +609,46 @@ class RequestStore:
         if current is None or not valid(current):
             return Claim(ClaimStatus.NOT_FOUND, current)
         now = self._now()
-        with self._engine.begin() as connection:
-            result = connection.execute(
-                drop_requests.update()
-                .where(
-                    drop_requests.c.id == request_id,
-                    drop_requests.c.state == RequestState.PENDING.value,
-                    drop_requests.c.expires_at > now,
+        try:
+            with self._engine.begin() as connection:
+                result = connection.execute(
+                    drop_requests.update()
+                    .where(
+                        drop_requests.c.id == request_id,
+                        drop_requests.c.state == RequestState.PENDING.value,
+                        drop_requests.c.expires_at > now,
+                    )
+                    .values(state=state.value, decided_by=user_id, decided_at=now, **(extra or {}))
                 )
-                .values(state=state.value, decided_by=user_id, decided_at=now, **(extra or {}))
-            )
-            if result.rowcount == 1:
-                _record(connection, request_id, now, event, user_id, describe(current))
+                if result.rowcount == 1:
+                    _record(connection, request_id, now, event, user_id, describe(current))
+                    if state == RequestState.APPROVING:
+                        # A duplicate key here rolls the whole claim back.
+                        _claim_participant(connection, current, now)
+        except sa.exc.IntegrityError:
+            return Claim(ClaimStatus.PARTICIPANT_BUSY, self.get(request_id))
         if result.rowcount == 1:
             return Claim(ClaimStatus.CLAIMED, self.get(request_id))
         if current.state == RequestState.PENDING and _utc(current.expires_at) <= now:
             expired_now = self._expire(request_id)
             return Claim(ClaimStatus.EXPIRED, self.get(request_id), expired_now=expired_now)
         return Claim(ClaimStatus.ALREADY_DECIDED, self.get(request_id))
+
+
+def _claim_participant(connection: sa.Connection, request: DropRequest, now: datetime) -> None:
+    """Claim the participant of the request just approved (IntegrityError if already taken)."""
+    chosen = connection.execute(
+        sa.select(drop_requests.c.chosen_position).where(drop_requests.c.id == request.id)
+    ).scalar_one()
+    match = request.candidates[chosen]
+    connection.execute(
+        drop_participant_claims.insert().values(
+            conversation_id=match.conversation_id,
+            participant_id=match.participant_id,
+            request_id=request.id,
+            claimed_at=now,
+        )
+    )
 
 
 def _record(

@@ -524,3 +524,38 @@ def test_requests_from_another_workspace_are_refused(bot: BotHarness) -> None:
     bot.slack.wait_for(lambda: any("another Slack workspace" in t for t in bot.ephemeral_texts()))
     assert bot.genesys.patches() == []
     assert bot.request_for(card).state.value == "pending"
+
+
+def test_two_cards_for_one_caller_disconnect_once(bot: BotHarness) -> None:
+    """Two supervisors run the command for the same caller and click both cards at once."""
+    bot.genesys.add_inbound_call(NUMBER)
+    bot.genesys.latency = 0.05
+    bot.command(NUMBER)
+    first = bot.wait_for_card()
+    bot.command(NUMBER, user_id=SECOND_SUPERVISOR)
+    bot.slack.wait_for(lambda: len(bot.slack.messages(CHANNEL)) == 2)
+    cards = bot.slack.messages(CHANNEL)
+    assert cards[0].ts == first.ts
+    start = threading.Barrier(2)
+
+    def click(card_index: int, user: str) -> None:
+        start.wait()
+        bot.click(cards[card_index], DISCONNECT, user_id=user)
+
+    threads = [
+        threading.Thread(target=click, args=(0, SECOND_SUPERVISOR)),
+        threading.Thread(target=click, args=(1, SUPERVISOR)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    bot.slack.wait_for(
+        lambda: (
+            all(bot.request_for(card).state.value not in ("pending", "approving") for card in cards)
+            or any("Another card" in t for t in bot.ephemeral_texts())
+        )
+    )
+    time.sleep(0.5)
+    assert len(bot.genesys.patches()) == 1

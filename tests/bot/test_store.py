@@ -505,3 +505,28 @@ def test_operations_on_a_closed_postgresql_port_raise_store_unavailable() -> Non
         assert store.ping() is False
     finally:
         engine.dispose()
+
+
+def test_one_participant_is_claimed_by_one_request_at_a_time(store: RequestStore) -> None:
+    """Two requests (two cards) for the same caller: only one can be approving at once."""
+    first = _create(store)
+    second = _create(store)
+
+    assert store.claim(first.id, "USUP1", 0).status == ClaimStatus.CLAIMED
+    busy = store.claim(second.id, "USUP2", 0)
+
+    assert busy.status == ClaimStatus.PARTICIPANT_BUSY
+    assert store.get(second.id).state == RequestState.PENDING  # type: ignore[union-attr]
+    assert [e["kind"] for e in store.events(second.id)] == ["requested"]
+    # Another participant of the same request is free.
+    assert store.claim(second.id, "USUP2", 1).status == ClaimStatus.CLAIMED
+
+
+def test_a_finished_drop_frees_the_participant(store: RequestStore) -> None:
+    """After the first request's outcome, a second request may try the participant again."""
+    first = _create(store)
+    second = _create(store)
+    store.claim(first.id, "USUP1", 0)
+    store.finish(first.id, succeeded=False, outcome="failed", detail="403")
+
+    assert store.claim(second.id, "USUP2", 0).status == ClaimStatus.CLAIMED

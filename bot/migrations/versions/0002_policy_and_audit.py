@@ -1,4 +1,5 @@
-"""Dry-run flag, indexes for the sweeper and the audit export, and an append-only audit table.
+"""Dry-run flag, in-flight participant claims, indexes for the sweeper and the audit export,
+and an append-only audit table.
 
 Revision ID: 0002
 Revises: 0001
@@ -43,6 +44,14 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false())
         )
+    # One in-flight drop per participant, whichever card it was started from.
+    op.create_table(
+        "drop_participant_claims",
+        sa.Column("conversation_id", sa.String(64), primary_key=True),
+        sa.Column("participant_id", sa.String(64), primary_key=True),
+        sa.Column("request_id", sa.String(32), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    )
     op.create_index("ix_drop_requests_state_expires", "drop_requests", ["state", "expires_at"])
     op.create_index("ix_drop_events_at", "drop_events", ["at"])
     guards = _POSTGRES_GUARDS if op.get_bind().dialect.name == "postgresql" else _SQLITE_GUARDS
