@@ -20,13 +20,12 @@ from bot.cards import (
 from bot.errors import BotError
 from bot.phone import mask_number
 from bot.services import Services
-from bot.store import Claim, ClaimStatus, DropRequest, RequestState
+from bot.store import Claim, ClaimStatus, DropRequest, RequestState, is_request_id
 from genesys.errors import GenesysError
 
 logger = logging.getLogger(__name__)
 
 DISCONNECT_ACTION = re.compile(rf"^{DISCONNECT_ACTION_PREFIX}(\d{{1,2}})$")
-_REQUEST_ID = re.compile(r"^[0-9a-f]{24}$")
 
 
 def register(app: App, services: Services) -> None:
@@ -224,7 +223,7 @@ def _authorised_request(
         _tell(services, body, respond, refusal)
         return None
     try:
-        request = services.store.get(request_id) if _REQUEST_ID.match(request_id) else None
+        request = services.store.get(request_id) if is_request_id(request_id) else None
     except BotError as exc:
         _tell(services, body, respond, f":warning: {escape(str(exc))}")
         return None

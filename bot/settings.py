@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import phonenumbers
@@ -167,6 +168,12 @@ def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Se
     database_url = get("DATABASE_URL") or "sqlite:///drop_caller.db"
     if not database_url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
         problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL.")
+    elif database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
+        folder = Path(database_url.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            problems.append(
+                f"DATABASE_URL points into {str(folder)!r}, which is not an existing folder."
+            )
     slack_api_url = get("SLACK_API_URL")
     if slack_api_url and not slack_api_url.startswith(("http://", "https://")):
         problems.append("SLACK_API_URL must be an http(s) URL such as https://slack.com/api/.")

@@ -21,6 +21,7 @@ import enum
 import functools
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -717,6 +718,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+_REQUEST_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+def is_request_id(value: str) -> bool:
+    """True when `value` has the shape of a request id (so it is worth looking up)."""
+    return bool(_REQUEST_ID.match(value))
 
 
 def create_engine(url: str) -> sa.Engine:

@@ -192,3 +192,28 @@ def test_http_mode_serves_the_whole_flow(
     assert process.returncode == 0
     assert "5551234567" not in output.replace("+", "").replace(" ", "").replace("-", "")
     assert "test-secret" not in output
+
+
+def test_http_mode_serves_concurrent_commands(
+    http_bot: tuple[str, subprocess.Popen[str]], genesys: FakeGenesys, slack: FakeSlack
+) -> None:
+    """Under gunicorn, 30 commands at once, with Genesys slow, are all acknowledged in time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, _ = http_bot
+    numbers = [f"+1555123{n:04d}" for n in range(30)]
+    for number in numbers:
+        genesys.add_inbound_call(number)
+    genesys.latency = 0.3
+    requester = SlackRequester(f"{base}/slack/events", SIGNING_SECRET)
+
+    def send(number: str) -> tuple[int, float]:
+        answer = requester.command(number, response_url=slack.new_response_url(channel=CHANNEL))
+        return answer.status, answer.elapsed
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = list(pool.map(send, numbers))
+
+    assert all(status == 200 for status, _ in answers)
+    assert max(elapsed for _, elapsed in answers) < 3.0
+    slack.wait_for(lambda: len(slack.messages(CHANNEL)) == 30, timeout=30)

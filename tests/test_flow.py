@@ -128,7 +128,6 @@ def test_non_supervisor_command_is_refused(bot: BotHarness) -> None:
     answer = bot.command(NUMBER, user_id=OUTSIDER)
 
     assert "Only supervisors" in answer.body
-    time.sleep(0.2)
     assert bot.genesys.requests == []
     assert bot.slack.messages(CHANNEL) == []
 
@@ -272,7 +271,15 @@ def test_double_click_disconnects_once(bot: BotHarness) -> None:
 
     bot.wait_for_state(card, "done")
     assert len(bot.genesys.patches()) == 1
-    bot.slack.wait_for(lambda: sum("already" in t for t in bot.ephemeral_texts()) == 3)
+    bot.slack.wait_for(
+        lambda: (
+            sum(
+                "already approved this drop" in t or "Another card" in t
+                for t in bot.ephemeral_texts()
+            )
+            == 3
+        )
+    )
     approvals = [e for e in bot.store.events(bot.request_for(card).id) if e["kind"] == "approved"]
     assert len(approvals) == 1
 
@@ -318,7 +325,13 @@ def test_cancel_closes_the_card(bot: BotHarness) -> None:
     )
     assert f"<@{SECOND_SUPERVISOR}>" in card_text(final)
     bot.click(card, DISCONNECT)
-    bot.slack.wait_for(lambda: any("already cancelled" in t for t in bot.ephemeral_texts()))
+    bot.slack.wait_for(
+        lambda: any(
+            f"This request was already cancelled by <@{SECOND_SUPERVISOR}>. Nothing more was done."
+            in t
+            for t in bot.ephemeral_texts()
+        )
+    )
     assert bot.genesys.patches() == []
 
 
@@ -486,7 +499,7 @@ def test_ack_is_immediate_even_when_genesys_hangs(bot: BotHarness) -> None:
     answer = bot.command(NUMBER)
 
     assert answer.status == 200
-    assert answer.elapsed < 1.0
+    assert answer.elapsed < 3.0  # Slack's limit
     assert "Looking for a live call" in answer.body
     bot.slack.wait_for(lambda: any("Try again" in t for t in bot.ephemeral_texts()), timeout=15)
     assert bot.slack.messages(CHANNEL) == []
@@ -559,3 +572,60 @@ def test_two_cards_for_one_caller_disconnect_once(bot: BotHarness) -> None:
     )
     time.sleep(0.5)
     assert len(bot.genesys.patches()) == 1
+
+
+def test_nobody_may_act_when_no_supervisors_are_configured(
+    genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """With DROP_CALLER_SUPERVISORS empty, the command says how to configure it."""
+    with start_bot(genesys, slack, tmp_path, env={"DROP_CALLER_SUPERVISORS": ""}) as bot:
+        genesys.add_inbound_call(NUMBER)
+
+        answer = bot.command(NUMBER)
+
+        assert "no supervisors are configured" in answer.body
+        assert "DROP_CALLER_SUPERVISORS" in answer.body
+        assert genesys.requests == []
+
+
+def test_command_outside_the_allowed_channels_is_refused(
+    genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """DROP_CALLER_CHANNELS restricts where the command and its buttons work."""
+    with start_bot(genesys, slack, tmp_path, env={"DROP_CALLER_CHANNELS": "C0OPS"}) as bot:
+        genesys.add_inbound_call(NUMBER)
+
+        refused = bot.command(NUMBER, channel_id=CHANNEL)
+        allowed = bot.command(NUMBER, channel_id="C0OPS")
+
+        assert "can't be dropped from this channel" in refused.body
+        assert "Looking for a live call" in allowed.body
+        bot.wait_for_card("C0OPS")
+        assert slack.messages(CHANNEL) == []
+
+
+def test_database_down_gives_a_clear_answer_and_503_health(
+    genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """With the database unreachable the bot runs, says so to the user, and /healthz is 503."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    down = {"DATABASE_URL": "postgresql://drop@127.0.0.1:9/nowhere"}
+    with start_bot(genesys, slack, tmp_path, env=down) as bot:
+        genesys.add_inbound_call(NUMBER)
+
+        answer = bot.command(NUMBER)
+
+        assert answer.status == 200
+        slack.wait_for(
+            lambda: any("database is unavailable" in t for t in bot.ephemeral_texts()),
+            timeout=10,
+        )
+        assert slack.messages(CHANNEL) == []
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            opener.open(f"{bot.base_url}/healthz", timeout=10)
+        assert caught.value.code == 503
+        assert json.loads(caught.value.read())["store"] == "unavailable"
