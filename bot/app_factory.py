@@ -21,7 +21,7 @@ from bot.services import CallDirectory, Services
 from bot.settings import Settings
 from bot.store import RequestStore
 from bot.supervisors import SupervisorDirectory
-from bot.sweeper import RECOVER_AFTER, Sweeper
+from bot.sweeper import CATCH_UP_AFTER, RECOVER_AFTER, Sweeper
 
 # Each listener holds a thread while it waits on Genesys; Bolt's default of 5 lets five slow
 # lookups starve the sixth command's acknowledgement.
@@ -70,6 +70,7 @@ def create_bot(
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     recover_after: timedelta = RECOVER_AFTER,
+    catch_up_after: timedelta = CATCH_UP_AFTER,
 ) -> Bot:
     """The Bolt app with its handlers, plus its background workers (not yet started)."""
     base_url = settings.slack_api_url or WebClient.BASE_URL
@@ -100,7 +101,7 @@ def create_bot(
     supervisors = SupervisorDirectory(
         settings.supervisors, settings.supervisor_groups, client=client
     )
-    publisher = CardPublisher(client, audit_channel=settings.audit_channel)
+    publisher = CardPublisher(client, audit_channel=settings.audit_channel, store=store)
     services = Services(
         calls=calls,
         store=store,
@@ -125,6 +126,7 @@ def create_bot(
         interval=settings.sweep_interval,
         now=now,
         recover_after=recover_after,
+        catch_up_after=catch_up_after,
     )
     return Bot(
         app=app,

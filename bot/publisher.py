@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from slack_bolt import Respond
 from slack_sdk import WebClient
@@ -11,26 +12,51 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.cards import Block, audit_line, outcome_card
-from bot.store import DropRequest
+from bot.errors import BotError
+from bot.store import DropRequest, RequestStore
 
 logger = logging.getLogger(__name__)
 
 # Seconds to wait for Slack; its own default of 30 s would hold a listener thread too long.
 SLACK_TIMEOUT = 5
+# An audit line claimed this long ago but never posted (its poster died) is posted again.
+AUDIT_RETRY = timedelta(minutes=1)
 
 
 class CardPublisher:
-    """Updates cards in place and writes one line per outcome to the audit channel."""
+    """Updates cards in place and writes one line per outcome to the audit channel.
 
-    def __init__(self, client: WebClient, *, audit_channel: str | None = None) -> None:
+    With a store, it records what each card shows and which audit lines are out, so that the
+    sweeper can finish either after a crash.
+    """
+
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        audit_channel: str | None = None,
+        store: RequestStore | None = None,
+    ) -> None:
         self._client = client
         self._audit_channel = audit_channel
+        self._store = store
+
+    @property
+    def audits(self) -> bool:
+        """True when outcomes are also posted to an audit channel."""
+        return self._audit_channel is not None
 
     def show_outcome(
         self, request: DropRequest, now: datetime, respond: Respond | None = None
     ) -> bool:
         """Replace the card with the request's current state (no buttons)."""
-        return self.replace(request, *outcome_card(request, now), respond=respond)
+        shown = self.replace(request, *outcome_card(request, now), respond=respond)
+        if shown and self._store is not None:
+            try:
+                self._store.mark_card_shown(request.id, request.state)
+            except BotError:
+                logger.warning("Could not record that request %s's card is up to date", request.id)
+        return shown
 
     def replace(
         self,
@@ -98,7 +124,25 @@ class CardPublisher:
         if not self._audit_channel:
             return
         try:
+            if self._store is not None and not self._store.claim_audit_post(
+                request.id, AUDIT_RETRY
+            ):
+                return  # already posted, or being posted by another instance
+        except BotError:
+            logger.warning("Audit line of request %s waits for the database", request.id)
+            return
+        try:
             self._client.chat_postMessage(channel=self._audit_channel, text=audit_line(request))
         except (SlackApiError, OSError):
-            # The database holds the record; the channel is a convenience copy.
+            # The database holds the record; the sweeper posts the line once Slack answers.
             logger.exception("Could not post request %s to the audit channel", request.id)
+            if self._store is not None:
+                # If even that fails, the claim times out by itself (AUDIT_RETRY).
+                with contextlib.suppress(BotError):
+                    self._store.release_audit_claim(request.id)
+            return
+        if self._store is not None:
+            try:
+                self._store.mark_audit_posted(request.id)
+            except BotError:
+                logger.warning("Could not record that request %s's line is out", request.id)

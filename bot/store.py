@@ -106,6 +106,9 @@ drop_requests = sa.Table(
     sa.Column("context_id", sa.String(64)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("card_shown_state", sa.String(16)),
+    sa.Column("audit_claimed_at", sa.DateTime(timezone=True)),
+    sa.Column("audit_posted_at", sa.DateTime(timezone=True)),
 )
 
 drop_candidates = sa.Table(
@@ -165,6 +168,8 @@ class DropRequest:
     outcome_detail: str | None
     candidates: tuple[CallMatch, ...]
     dry_run: bool = False
+    card_shown_state: str | None = None
+    audit_posted: bool = False
 
     @property
     def chosen(self) -> CallMatch | None:
@@ -510,6 +515,96 @@ class RequestStore:
             return replace(request, outcome=outcome, outcome_detail=detail)
         return request
 
+    @_unavailable_as_error
+    def mark_card_shown(self, request_id: str, state: RequestState) -> None:
+        """Remember that the card now shows `state`."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                drop_requests.update()
+                .where(drop_requests.c.id == request_id)
+                .values(card_shown_state=state.value)
+            )
+
+    @_unavailable_as_error
+    def claim_audit_post(self, request_id: str, retry_after: timedelta) -> bool:
+        """True when this caller should post the request's audit line now.
+
+        A claim older than `retry_after` that never became a post (the poster died) can be
+        taken again, so a line is posted at least once and, barring crashes, exactly once.
+        """
+        now = self._now()
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                drop_requests.update()
+                .where(
+                    drop_requests.c.id == request_id,
+                    drop_requests.c.audit_posted_at.is_(None),
+                    sa.or_(
+                        drop_requests.c.audit_claimed_at.is_(None),
+                        drop_requests.c.audit_claimed_at <= now - retry_after,
+                    ),
+                )
+                .values(audit_claimed_at=now)
+            )
+        return bool(result.rowcount == 1)
+
+    @_unavailable_as_error
+    def release_audit_claim(self, request_id: str) -> None:
+        """Give up a claim whose post failed, so the next sweep tries again."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                drop_requests.update()
+                .where(drop_requests.c.id == request_id, drop_requests.c.audit_posted_at.is_(None))
+                .values(audit_claimed_at=None)
+            )
+
+    @_unavailable_as_error
+    def mark_audit_posted(self, request_id: str) -> None:
+        """Remember that the request's audit line is in the audit channel."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                drop_requests.update()
+                .where(drop_requests.c.id == request_id)
+                .values(audit_posted_at=self._now())
+            )
+
+    @_unavailable_as_error
+    def unannounced(
+        self, older_than: timedelta, *, audit: bool, limit: int = 100
+    ) -> list[DropRequest]:
+        """Decided requests whose card, or audit line, a crash may have left behind."""
+        closed = [
+            RequestState.DONE.value,
+            RequestState.FAILED.value,
+            RequestState.CANCELLED.value,
+            RequestState.EXPIRED.value,
+        ]
+        behind = sa.or_(
+            drop_requests.c.card_shown_state.is_(None),
+            drop_requests.c.card_shown_state != drop_requests.c.state,
+        )
+        if audit:
+            behind = sa.or_(behind, drop_requests.c.audit_posted_at.is_(None))
+        cutoff = self._now() - older_than
+        with self._engine.connect() as connection:
+            ids = list(
+                connection.execute(
+                    sa.select(drop_requests.c.id)
+                    .where(
+                        drop_requests.c.state.in_(closed),
+                        behind,
+                        sa.func.coalesce(
+                            drop_requests.c.finished_at,
+                            drop_requests.c.decided_at,
+                            drop_requests.c.expires_at,
+                        )
+                        <= cutoff,
+                    )
+                    .limit(limit)
+                ).scalars()
+            )
+        return [request for request in map(self.get, ids) if request is not None]
+
     # ------------------------------------------------------------ reads
 
     @_unavailable_as_error
@@ -686,6 +781,8 @@ def _request_from_rows(row: Any, candidate_rows: list[Any]) -> DropRequest:
         outcome=row["outcome"],
         outcome_detail=row["outcome_detail"],
         dry_run=bool(row["dry_run"]),
+        card_shown_state=row["card_shown_state"],
+        audit_posted=row["audit_posted_at"] is not None,
         candidates=tuple(
             CallMatch(
                 conversation_id=c["conversation_id"],

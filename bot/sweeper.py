@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 # An approval older than this with no outcome was interrupted (the bot died mid-drop): every
 # Genesys step is bounded well below it (retries 8 s, confirmation 5 s, timeouts 10 s each).
 RECOVER_AFTER = timedelta(minutes=2)
+# A decided request whose card or audit line is still behind this long after the decision
+# lost them to a crash or a Slack outage: the sweeper shows or posts them again.
+CATCH_UP_AFTER = timedelta(seconds=30)
 
 
 class Sweeper:
@@ -36,6 +39,7 @@ class Sweeper:
         interval: float,
         now: Callable[[], datetime],
         recover_after: timedelta = RECOVER_AFTER,
+        catch_up_after: timedelta = CATCH_UP_AFTER,
     ) -> None:
         self._store = store
         self._calls = calls
@@ -43,6 +47,7 @@ class Sweeper:
         self._interval = interval
         self._now = now
         self._recover_after = recover_after
+        self._catch_up_after = catch_up_after
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -58,13 +63,19 @@ class Sweeper:
             self._thread.join(timeout=30)
 
     def sweep_once(self) -> None:
-        """Expire overdue cards, then recover interrupted drops."""
+        """Expire overdue cards, recover interrupted drops, catch up on lost card updates."""
         for request in self._store.expire_due():
             logger.info("Request %s expired", request.id)
             self._publisher.show_outcome(request, self._now())
             self._publisher.audit(request)
         for request in self._store.stale_approvals(self._recover_after):
             self._recover(request)
+        for request in self._store.unannounced(self._catch_up_after, audit=self._publisher.audits):
+            if request.card_shown_state != request.state.value:
+                logger.info("Updating the card of request %s, left behind", request.id)
+                self._publisher.show_outcome(request, self._now())
+            if self._publisher.audits and not request.audit_posted:
+                self._publisher.audit(request)
 
     def _run(self) -> None:
         while True:

@@ -161,6 +161,7 @@ def start_bot(
     env: Mapping[str, str] | None = None,
     confirm_timeout: float = 1.0,
     recover_after: timedelta = timedelta(minutes=2),
+    catch_up_after: timedelta = timedelta(seconds=30),
 ) -> Iterator[BotHarness]:
     """Build the bot exactly as app.py does and serve its WSGI app on 127.0.0.1:0."""
     environ = bot_environment(genesys, slack, Path(tmp))
@@ -181,7 +182,9 @@ def start_bot(
             confirm_interval=0.05,
         )
     )
-    bot = create_bot(settings, calls, store, recover_after=recover_after)
+    bot = create_bot(
+        settings, calls, store, recover_after=recover_after, catch_up_after=catch_up_after
+    )
     bot.start_background()
     # As in production the identity is learnt in the background; tests want it settled.
     slack.wait_for(lambda: bot.identity.team_id is not None)

@@ -323,3 +323,30 @@ def test_a_failing_audit_channel_loses_no_record(policy_bot: BotHarness) -> None
     assert "Disconnected" in _final_card_text(bot, card.ts, "Disconnected")
     assert not any(b["type"] == "actions" for b in bot.slack.message(CHANNEL, card.ts).blocks)
     assert bot.slack.messages(AUDIT_CHANNEL) == []
+
+
+def test_lost_card_updates_and_audit_lines_are_caught_up(
+    genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Slack failing right after a drop: the sweeper later updates the card and posts the line."""
+    env = {"DROP_CALLER_SWEEP_INTERVAL": "0.2", "DROP_CALLER_AUDIT_CHANNEL": AUDIT_CHANNEL}
+    with start_bot(genesys, slack, tmp_path, env=env, catch_up_after=timedelta(seconds=1)) as bot:
+        genesys.add_inbound_call(NUMBER)
+        bot.command(NUMBER)
+        card = bot.wait_for_card()
+        # Slack is down for the progress card, the outcome card, and the audit line.
+        slack.fail_next("chat.update", "service_unavailable", times=2, status=503)
+        slack.fail_next("chat.postMessage", "service_unavailable", times=1, status=503)
+        slack.response_url_status = 503
+
+        bot.click(card, DISCONNECT)
+
+        request = bot.wait_for_state(card, "done")
+        assert request.outcome == "disconnected"
+        slack.response_url_status = 200
+        assert "Disconnected" in _final_card_text(bot, card.ts, "Disconnected")
+        line = slack.wait_for(lambda: next(iter(slack.messages(AUDIT_CHANNEL)), None))
+        assert "*disconnected*" in line.text
+        # Exactly one line, even though several sweeps ran since.
+        slack.wait_for(lambda: bot.request_for(card).audit_posted)
+        assert len(slack.messages(AUDIT_CHANNEL)) == 1

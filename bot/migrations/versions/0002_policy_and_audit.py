@@ -1,5 +1,5 @@
-"""Dry-run flag, in-flight participant claims, indexes for the sweeper and the audit export,
-and an append-only audit table.
+"""Dry-run flag, card and audit-line bookkeeping, in-flight participant claims, indexes for
+the sweeper and the audit export, and an append-only audit table.
 
 Revision ID: 0002
 Revises: 0001
@@ -44,6 +44,11 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false())
         )
+        # What the card last showed, and the audit-channel line's progress: after a crash
+        # the sweeper finishes what the outcome's writer could not.
+        batch.add_column(sa.Column("card_shown_state", sa.String(16)))
+        batch.add_column(sa.Column("audit_claimed_at", sa.DateTime(timezone=True)))
+        batch.add_column(sa.Column("audit_posted_at", sa.DateTime(timezone=True)))
     # One in-flight drop per participant, whichever card it was started from.
     op.create_table(
         "drop_participant_claims",
