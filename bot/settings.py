@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Literal
 
 import phonenumbers
@@ -74,6 +75,7 @@ class Settings:
             self.slack_signing_secret,
             self.slack_app_token,
             self.genesys_client_secret,
+            urlsplit(self.database_url).password,
         ]
         return [v for v in values if v]
 

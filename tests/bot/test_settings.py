@@ -264,3 +264,67 @@ def test_genesys_api_url_wins_over_the_region() -> None:
         http_env(GENESYS_REGION="usw2.pure.cloud", GENESYS_API_URL="http://127.0.0.1:8123/")
     )
     assert settings.genesys_api_host == "http://127.0.0.1:8123"
+
+
+def test_policy_settings_are_read() -> None:
+    """Two-person rule, dry run, protected numbers (any format), audit channel and groups."""
+    settings = load_settings(
+        http_env(
+            DROP_CALLER_TWO_PERSON="true",
+            DROP_CALLER_DRY_RUN="yes",
+            DROP_CALLER_PROTECTED_NUMBERS="(555) 123-4567, +44 20 7946 0000",
+            DROP_CALLER_AUDIT_CHANNEL="C0AUDIT",
+            DROP_CALLER_SUPERVISORS="U0SUP1,S0GROUP,W0ENT",
+            DROP_CALLER_SWEEP_INTERVAL="0.5",
+        )
+    )
+
+    assert settings.two_person is True
+    assert settings.dry_run is True
+    assert settings.protected_numbers == frozenset({"+15551234567", "+442079460000"})
+    assert settings.audit_channel == "C0AUDIT"
+    assert settings.supervisors == frozenset({"U0SUP1", "W0ENT"})
+    assert settings.supervisor_groups == frozenset({"S0GROUP"})
+    assert settings.sweep_interval == 0.5
+
+
+def test_policy_defaults_are_off() -> None:
+    """Without the policy variables: no two-person rule, no dry run, nothing protected."""
+    settings = load_settings(http_env())
+
+    assert settings.two_person is False
+    assert settings.dry_run is False
+    assert settings.protected_numbers == frozenset()
+    assert settings.audit_channel is None
+    assert settings.supervisor_groups == frozenset()
+
+
+def test_invalid_policy_values_are_reported_together() -> None:
+    """Bad flags, protected numbers that are not numbers, and a bad audit channel, at once."""
+    found = problems_of(
+        http_env(
+            DROP_CALLER_TWO_PERSON="maybe",
+            DROP_CALLER_DRY_RUN="2",
+            DROP_CALLER_PROTECTED_NUMBERS="+15551234567, not-a-number",
+            DROP_CALLER_AUDIT_CHANNEL="#audit",
+        )
+    )
+
+    text = "\n".join(found)
+    for name in (
+        "DROP_CALLER_TWO_PERSON",
+        "DROP_CALLER_DRY_RUN",
+        "DROP_CALLER_PROTECTED_NUMBERS",
+        "DROP_CALLER_AUDIT_CHANNEL",
+    ):
+        assert name in text
+    assert "not-a-number" in text
+
+
+def test_the_database_password_is_a_secret_for_the_log_filter() -> None:
+    """A password in DATABASE_URL is blanked out of logs like the tokens are."""
+    settings = load_settings(
+        http_env(DATABASE_URL=f"postgresql://drop:{DB_PASSWORD}@db.internal:5432/drop")
+    )
+
+    assert DB_PASSWORD in settings.secrets
