@@ -350,3 +350,59 @@ def test_lost_card_updates_and_audit_lines_are_caught_up(
         # Exactly one line, even though several sweeps ran since.
         slack.wait_for(lambda: bot.request_for(card).audit_posted)
         assert len(slack.messages(AUDIT_CHANNEL)) == 1
+
+
+def test_database_lost_after_the_disconnect_is_shown_then_recovered(
+    genesys: FakeGenesys,
+    slack: FakeSlack,
+    tmp_path: Path,
+    postgres_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The outcome cannot be written: the card still says what happened and that it was not
+    recorded, the log says so at ERROR, and once the database is back the sweeper records it."""
+    import psycopg
+
+    from tests.postgres import ADMIN_URL
+
+    name = postgres_url.rsplit("/", 1)[1]
+
+    def allow_connections(allowed: bool) -> None:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}')
+            if not allowed:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (name,),
+                )
+
+    caplog.set_level(logging.ERROR)
+    env = {"DATABASE_URL": postgres_url, "DROP_CALLER_SWEEP_INTERVAL": "0.2"}
+    with start_bot(genesys, slack, tmp_path, env=env, recover_after=timedelta(seconds=1)) as bot:
+        genesys.add_inbound_call(NUMBER)
+        bot.command(NUMBER)
+        card = bot.wait_for_card()
+        request_id = bot.request_for(card).id
+        genesys.disconnect_delay = 0.5  # time to take the database away mid-drop
+        try:
+            bot.click(card, DISCONNECT)
+            slack.wait_for(lambda: genesys.patches())
+            allow_connections(False)
+
+            text = _final_card_text(bot, card.ts, "could not record")
+            assert "Disconnected" in text
+            assert "Could not record the outcome" in caplog.text
+        finally:
+            allow_connections(True)
+
+        recovered = slack.wait_for(
+            lambda: (r := bot.store.get(request_id)) is not None and r.state.value == "done" and r,
+            timeout=15,
+        )
+        assert recovered.outcome == "recovered_gone"
+        assert [e["kind"] for e in bot.store.events(request_id)] == [
+            "requested",
+            "approved",
+            "outcome",
+        ]
+        assert len(genesys.patches()) == 1
