@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING
 
 from dotenv import find_dotenv, load_dotenv
 
-from bot.app_factory import create_bot
+from bot.app_factory import Bot, create_bot
 from bot.audit import parse_moment, write_records
 from bot.errors import StoreUnavailable
 from bot.redaction import configure_logging
 from bot.settings import Mode, Settings, SettingsError, load_settings
 from bot.store import RequestStore
-from bot.web import WsgiApp, health_report, wsgi_app
 
 if TYPE_CHECKING:
     from genesys.client import GenesysCalls
@@ -48,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.server import AppTokenRejected, serve_http, serve_socket_mode
 
     if settings.mode == "http":
-        serve_http(lambda: build_http_app(settings), host="0.0.0.0", port=settings.port)  # noqa: S104
+        serve_http(lambda: build_http_bot(settings), host="0.0.0.0", port=settings.port)  # noqa: S104
     else:
         assert settings.slack_app_token is not None
         store, calls = build_parts(settings)
@@ -100,12 +99,12 @@ def build_parts(settings: Settings) -> tuple[RequestStore, GenesysCalls]:
     return store, calls
 
 
-def build_http_app(settings: Settings) -> WsgiApp:
-    """The WSGI application for HTTP mode, with its background work started."""
+def build_http_bot(settings: Settings) -> Bot:
+    """The bot for HTTP mode, with its background work started."""
     store, calls = build_parts(settings)
     bot = create_bot(settings, calls, store)
     bot.start_background()
-    return wsgi_app(bot.app, lambda: health_report(store.ping, lambda: calls.last_contact))
+    return bot
 
 
 if __name__ == "__main__":

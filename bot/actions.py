@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from bot.cards import (
     outcome_card,
     progress_card,
 )
+from bot.commands import BUSY, INTERNAL_ERROR
 from bot.errors import BotError
 from bot.phone import mask_number
 from bot.services import Services
@@ -38,7 +40,13 @@ def register(app: App, services: Services) -> None:
         respond: Respond,
         context: Any,
     ) -> None:
-        handle_disconnect_click(ack, body, action, respond, context, services)
+        ack()
+        _queue(
+            lambda: handle_disconnect_click(body, action, respond, context, services),
+            body,
+            respond,
+            services,
+        )
 
     def cancel_clicked(
         ack: Ack,
@@ -47,14 +55,30 @@ def register(app: App, services: Services) -> None:
         respond: Respond,
         context: Any,
     ) -> None:
-        handle_cancel_click(ack, body, action, respond, context, services)
+        ack()
+        _queue(
+            lambda: handle_cancel_click(body, action, respond, context, services),
+            body,
+            respond,
+            services,
+        )
 
     app.action(DISCONNECT_ACTION)(disconnect_clicked)
     app.action(CANCEL_ACTION)(cancel_clicked)
 
 
+def _queue(
+    job: Callable[[], None], body: dict[str, Any], respond: Respond, services: Services
+) -> None:
+    """Run a click's work after the ack, off Bolt's listener threads."""
+    queued = services.work.submit(
+        job, on_error=lambda _: _tell(services, body, respond, INTERNAL_ERROR)
+    )
+    if not queued:
+        _tell(services, body, respond, BUSY)
+
+
 def handle_disconnect_click(
-    ack: Ack,
     body: dict[str, Any],
     action: dict[str, Any],
     respond: Respond,
@@ -62,7 +86,6 @@ def handle_disconnect_click(
     services: Services,
 ) -> None:
     """Authorise, claim the request atomically, re-check and disconnect, update the card."""
-    ack()
     matched = DISCONNECT_ACTION.match(str(action.get("action_id", "")))
     position = int(matched.group(1)) if matched else -1
     request = _authorised_request(body, action, respond, context, services)
@@ -176,7 +199,6 @@ def _finish(
 
 
 def handle_cancel_click(
-    ack: Ack,
     body: dict[str, Any],
     action: dict[str, Any],
     respond: Respond,
@@ -184,7 +206,6 @@ def handle_cancel_click(
     services: Services,
 ) -> None:
     """Authorise, cancel the request atomically, update the card."""
-    ack()
     request = _authorised_request(body, action, respond, context, services)
     if request is None:
         return

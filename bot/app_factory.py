@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +22,8 @@ from bot.settings import Settings
 from bot.store import RequestStore
 from bot.supervisors import SupervisorDirectory
 from bot.sweeper import CATCH_UP_AFTER, RECOVER_AFTER, Sweeper
+from bot.web import WsgiApp, health_report, wsgi_app
+from bot.work import WorkQueue
 
 # Each listener holds a thread while it waits on Genesys; Bolt's default of 5 lets five slow
 # lookups starve the sixth command's acknowledgement.
@@ -51,16 +53,15 @@ class Bot:
         self.supervisors.stop()
         self.identity.stop()
 
+    @functools.cached_property
+    def wsgi(self) -> WsgiApp:
+        """The WSGI application for HTTP mode: Slack's endpoint and /healthz."""
+        store, calls = self.services.store, self.services.calls
+        return wsgi_app(self.app, lambda: health_report(store.ping, lambda: calls.last_contact))
+
     def finish_work(self, timeout: float = 30.0) -> bool:
-        """Let listeners already running (a disconnect in flight) finish; False on timeout."""
-        done = threading.Event()
-
-        def drain() -> None:
-            self.executor.shutdown(wait=True)
-            done.set()
-
-        threading.Thread(target=drain, name="drain-listeners", daemon=True).start()
-        return done.wait(timeout)
+        """Let work already accepted (a disconnect in flight) finish; False on timeout."""
+        return self.services.work.drain(timeout)
 
 
 def create_bot(
@@ -102,6 +103,7 @@ def create_bot(
         settings.supervisors, settings.supervisor_groups, client=client
     )
     publisher = CardPublisher(client, audit_channel=settings.audit_channel, store=store)
+    work = WorkQueue()
     services = Services(
         calls=calls,
         store=store,
@@ -113,6 +115,7 @@ def create_bot(
             dry_run=settings.dry_run,
         ),
         publisher=publisher,
+        work=work,
         request_ttl=settings.request_ttl,
         now=now,
     )

@@ -20,6 +20,14 @@ logger = logging.getLogger(__name__)
 
 COMMAND = "/drop-caller"
 _EXAMPLE = "`/drop-caller +1 555 123 4567`"
+BUSY = (
+    ":warning: The bot is handling too many requests right now, so nothing was done. "
+    "Try again in a minute."
+)
+INTERNAL_ERROR = (
+    ":x: The bot hit an internal error, which has been logged. "
+    "Check the call in Genesys Cloud before trying again."
+)
 # Posting into a channel the bot is not a member of fails with one of these.
 _NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
 # Slack allows 50 blocks and 25 buttons a message; a card lists this many calls at most.
@@ -83,6 +91,29 @@ def handle_drop_command(
     shown_number = escape(display_number(number))
     ack(f":mag: Looking for a live call with {shown_number}…")
     logger.info("%s asked to drop %s in %s", user_id, mask_number(number), channel_id)
+
+    def tell(text: str) -> None:
+        services.publisher.notify(user_id, channel_id, text, respond)
+
+    queued = services.work.submit(
+        lambda: look_up_and_post(number, command, respond, client, services),
+        on_error=lambda _: tell(INTERNAL_ERROR),
+    )
+    if not queued:
+        tell(BUSY)
+
+
+def look_up_and_post(
+    number: str,
+    command: dict[str, Any],
+    respond: Respond,
+    client: WebClient,
+    services: Services,
+) -> None:
+    """After the ack: find the calls, record the request, post the card."""
+    user_id = command.get("user_id", "")
+    channel_id = command.get("channel_id", "")
+    shown_number = escape(display_number(number))
 
     def tell(text: str) -> None:
         services.publisher.notify(user_id, channel_id, text, respond)

@@ -25,22 +25,34 @@ HTTP_THREADS = 32
 class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
     """gunicorn driven from code, so `python app.py` stays the one entry point."""
 
-    def __init__(self, build: Callable[[], WsgiApp], options: dict[str, Any]) -> None:
+    def __init__(self, build: Callable[[], Bot], options: dict[str, Any]) -> None:
         self._build = build
         self._options = options
+        self._bot: Bot | None = None
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self._options.items():
             self.cfg.set(key, value)
+        self.cfg.set("worker_exit", self._worker_exit)
 
     def load(self) -> WsgiApp:
         # Runs in the worker process, after the fork: build everything there.
-        return self._build()
+        self._bot = self._build()
+        return self._bot.wsgi
+
+    def _worker_exit(self, server: Any, worker: Any) -> None:
+        """On SIGTERM: requests are answered; now let accepted work (a drop) finish."""
+        if self._bot is None:
+            return
+        logger.info("Stopping: finishing the requests in progress")
+        self._bot.stop_background()
+        if not self._bot.finish_work(timeout=25.0):
+            logger.error("Some requests were still running after 25 s; they were cut off")
 
 
-def serve_http(build: Callable[[], WsgiApp], *, host: str, port: int) -> None:
-    """Serve the WSGI app built by `build` on host:port until stopped (SIGTERM/SIGINT)."""
+def serve_http(build: Callable[[], Bot], *, host: str, port: int) -> None:
+    """Serve the bot built by `build` on host:port until stopped (SIGTERM/SIGINT)."""
     _Gunicorn(
         build,
         {

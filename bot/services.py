@@ -11,6 +11,7 @@ from bot.authorisation import Authoriser
 from bot.policy import Policy
 from bot.publisher import CardPublisher
 from bot.store import RequestStore
+from bot.work import WorkQueue
 from genesys.models import CallMatch, DisconnectResult, LiveCall
 
 
@@ -31,6 +32,11 @@ class CallDirectory(Protocol):
         """The call as Genesys sees it now."""
         ...
 
+    @property
+    def last_contact(self) -> datetime | None:
+        """When Genesys last answered a request, if ever."""
+        ...
+
 
 @dataclass(frozen=True)
 class Services:
@@ -41,6 +47,7 @@ class Services:
     authoriser: Authoriser
     policy: Policy
     publisher: CardPublisher
+    work: WorkQueue
     request_ttl: int
     now: Callable[[], datetime]
 

@@ -137,9 +137,14 @@ class GenesysCalls:
         self._token: str | None = None
         self._token_renew_at = 0.0
         self.tokens_fetched = 0
-        self.last_contact: datetime | None = None
+        self._last_contact: datetime | None = None
 
     # ---------------------------------------------------------------- public API
+
+    @property
+    def last_contact(self) -> datetime | None:
+        """When Genesys last answered a request, if ever."""
+        return self._last_contact
 
     def find_active_calls(self, number: str) -> list[CallMatch]:
         """Live voice calls in which `number` (E.164) is a live caller or external party.
@@ -360,7 +365,7 @@ class GenesysCalls:
                 )
                 self._sleep(delay)
                 continue
-            self.last_contact = self._now()
+            self._last_contact = self._now()
             return value
 
     def _attempt(self, what: str, call: Callable[[], T]) -> T:

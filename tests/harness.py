@@ -16,7 +16,6 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from bot.app_factory import Bot, create_bot
 from bot.settings import Settings, load_settings
 from bot.store import DropRequest, RequestStore
-from bot.web import health_report, wsgi_app
 from genesys.client import GenesysCalls, GenesysConfig, RetryPolicy
 from tests.fakes.genesys import FakeGenesys
 from tests.fakes.slack import FakeSlack, Message
@@ -188,7 +187,7 @@ def start_bot(
     bot.start_background()
     # As in production the identity is learnt in the background; tests want it settled.
     slack.wait_for(lambda: bot.identity.team_id is not None)
-    application = wsgi_app(bot.app, lambda: health_report(store.ping, lambda: calls.last_contact))
+    application = bot.wsgi
     server = make_server(
         "127.0.0.1", 0, application, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
     )
