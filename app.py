@@ -94,6 +94,7 @@ def build_parts(settings: Settings) -> tuple[RequestStore, GenesysCalls]:
             client_id=settings.genesys_client_id,
             client_secret=settings.genesys_client_secret,
             read_timeout=settings.genesys_timeout,
+            requests_per_minute=settings.genesys_requests_per_minute,
         )
     )
     return store, calls

@@ -53,6 +53,7 @@ class Settings:
     genesys_client_id: str
     genesys_client_secret: str = field(repr=False)
     genesys_timeout: float
+    genesys_requests_per_minute: int
     supervisors: frozenset[str]
     supervisor_groups: frozenset[str]
     channels: frozenset[str] | None
@@ -152,6 +153,9 @@ def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Se
     if port > 65535:
         problems.append(f"PORT must be at most 65535, got {port}.")
     timeout = _positive_float(get("GENESYS_TIMEOUT"), 10.0, "GENESYS_TIMEOUT", problems)
+    rate = _positive_int(
+        get("GENESYS_REQUESTS_PER_MINUTE"), 300, "GENESYS_REQUESTS_PER_MINUTE", problems
+    )
     log_level = (get("LOG_LEVEL") or "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
@@ -192,6 +196,7 @@ def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Se
         genesys_client_id=client_id,
         genesys_client_secret=client_secret,
         genesys_timeout=timeout,
+        genesys_requests_per_minute=rate,
         supervisors=frozenset(i for i in supervisors.valid if _USER_ID.match(i)),
         supervisor_groups=frozenset(i for i in supervisors.valid if _GROUP_ID.match(i)),
         channels=frozenset(channels.valid) if channels.valid else None,

@@ -48,6 +48,7 @@ from genesys.models import (
     DisconnectResult,
     LiveCall,
 )
+from genesys.ratelimit import RequestPacer
 from genesys.transport import BoundedHttpClient
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,10 @@ class GenesysConfig:
     lookup_concurrency: int = 8
     # Renew the token this long before Genesys says it expires.
     token_renew_margin: float = 300.0
+    # Genesys' default limit per client-credentials token, and how long a request may wait
+    # for its turn before it is refused as rate-limited.
+    requests_per_minute: int = 300
+    max_pacing_wait: float = 30.0
 
 
 class _Retryable(Exception):
@@ -133,6 +138,7 @@ class GenesysCalls:
         self._api_client.set_http_client(self._http)
         self._conversations = sdk.ConversationsApi(self._api_client)
         self._analytics = sdk.AnalyticsApi(self._api_client)
+        self._pacer = RequestPacer(config.requests_per_minute, clock=clock, sleep=sleep)
         self._token_lock = threading.Lock()
         self._token: str | None = None
         self._token_renew_at = 0.0
@@ -369,6 +375,7 @@ class GenesysCalls:
             return value
 
     def _attempt(self, what: str, call: Callable[[], T]) -> T:
+        self._pace(what)
         token = self._ensure_token()
         try:
             return self._translate(what, call)
@@ -401,6 +408,14 @@ class GenesysCalls:
                     "Try again in a minute."
                 )
             ) from exc
+
+    def _pace(self, what: str) -> None:
+        if not self._pacer.acquire(self._config.max_pacing_wait):
+            raise GenesysRateLimited(
+                f"The bot is at Genesys Cloud's limit of {self._config.requests_per_minute} "
+                f"requests a minute, so it stopped {what}. Try again in a minute.",
+                status=None,
+            )
 
     # ---------------------------------------------------------------- token
 

@@ -179,6 +179,7 @@ def start_bot(
             ),
             confirm_timeout=confirm_timeout,
             confirm_interval=0.05,
+            requests_per_minute=settings.genesys_requests_per_minute,
         )
     )
     bot = create_bot(
