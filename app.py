@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bot = create_bot(settings, calls, store)
         bot.start_background()
         try:
-            serve_socket_mode(bot, settings.slack_app_token)
+            serve_socket_mode(bot, settings.slack_app_token, health_port=settings.port)
         except AppTokenRejected as exc:
             print(f"drop-caller cannot start: {exc}", file=sys.stderr)
             return 2

@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 
 from bot import actions, commands
 from bot.authorisation import Authoriser
+from bot.health import Health
 from bot.identity import BotIdentity, authorize_with
 from bot.policy import Policy
 from bot.publisher import SLACK_TIMEOUT, CardPublisher
@@ -22,7 +23,7 @@ from bot.settings import Settings
 from bot.store import RequestStore
 from bot.supervisors import SupervisorDirectory
 from bot.sweeper import CATCH_UP_AFTER, RECOVER_AFTER, Sweeper
-from bot.web import WsgiApp, health_report, wsgi_app
+from bot.web import WsgiApp, wsgi_app
 from bot.work import WorkQueue
 
 # Each listener holds a thread while it waits on Genesys; Bolt's default of 5 lets five slow
@@ -56,8 +57,7 @@ class Bot:
     @functools.cached_property
     def wsgi(self) -> WsgiApp:
         """The WSGI application for HTTP mode: Slack's endpoint and /healthz."""
-        store, calls = self.services.store, self.services.calls
-        return wsgi_app(self.app, lambda: health_report(store.ping, lambda: calls.last_contact))
+        return wsgi_app(self.app, self.services.health.report)
 
     def finish_work(self, timeout: float = 30.0) -> bool:
         """Let work already accepted (a disconnect in flight) finish; False on timeout."""
@@ -116,6 +116,7 @@ def create_bot(
         ),
         publisher=publisher,
         work=work,
+        health=Health(store=store, calls=calls, work=work, now=now),
         request_ttl=settings.request_ttl,
         now=now,
     )

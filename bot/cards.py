@@ -21,7 +21,8 @@ CANCEL_ACTION = "drop_caller_cancel"
 USAGE = (
     "*Usage:* `/drop-caller <phone number>`, for example `/drop-caller +1 555 123 4567`.\n"
     "Finds the live Genesys Cloud call with that caller and posts a card here; a supervisor "
-    "then confirms with *Disconnect caller*. National numbers are read in the default region."
+    "then confirms with *Disconnect caller*. National numbers are read in the default region.\n"
+    "`/drop-caller status` shows whether the bot, its database and Genesys are reachable."
 )
 
 _PURPOSE_NAMES = {"customer": "caller", "external": "external party"}

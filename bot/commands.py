@@ -73,6 +73,15 @@ def handle_drop_command(
         logger.info("Refused /drop-caller from %s in %s", user_id, channel_id)
         ack(refusal)
         return
+    if text.lower() == "status":
+        # The database check can take seconds while it is down: answer after the ack.
+        ack(":stethoscope: Checking the bot's health…")
+
+        def report_status() -> None:
+            services.publisher.notify(user_id, channel_id, services.health.summary(), respond)
+
+        services.work.submit(report_status, on_error=lambda _: None)
+        return
     emergency = services.policy.emergency_refusal(text)
     if emergency:
         ack(emergency)

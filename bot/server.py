@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import signal
+import socketserver
 import threading
 from collections.abc import Callable
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from gunicorn.app.base import BaseApplication
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.errors import SlackApiError
 
 from bot.app_factory import Bot
-from bot.web import WsgiApp
+from bot.web import WsgiApp, health_only_app
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ _TOKEN_ERRORS = frozenset(
 )
 
 
-def serve_socket_mode(bot: Bot, app_token: str) -> None:
+def serve_socket_mode(bot: Bot, app_token: str, *, health_port: int | None = None) -> None:
     """Serve over Socket Mode until SIGTERM or SIGINT, then finish in-flight work and return.
 
     Slack being unreachable at start is retried (the bot keeps trying to connect); a token
@@ -90,6 +92,8 @@ def serve_socket_mode(bot: Bot, app_token: str) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     handler = SocketModeHandler(bot.app, app_token)
+    bot.services.health.slack_connected = lambda: bool(handler.client.is_connected())
+    health_server = _serve_health(bot, health_port)
     delay = 1.0
     while not stop.is_set():
         try:
@@ -107,12 +111,42 @@ def serve_socket_mode(bot: Bot, app_token: str) -> None:
             logger.warning("Slack is unreachable (%s); retrying in %g s", exc, delay)
         stop.wait(delay)
         delay = min(delay * 2, 30.0)
-    if stop.is_set():
-        return
-    logger.info("Connected to Slack over Socket Mode")
-    stop.wait()
-    logger.info("Stopping: no new requests; finishing those in progress")
-    handler.close()  # type: ignore[no-untyped-call]
-    bot.stop_background()
-    if not bot.finish_work(timeout=30.0):
-        logger.error("Some requests were still running after 30 s; they were cut off")
+    if not stop.is_set():
+        logger.info("Connected to Slack over Socket Mode")
+        stop.wait()
+        logger.info("Stopping: no new requests; finishing those in progress")
+        handler.close()  # type: ignore[no-untyped-call]
+        bot.stop_background()
+        if not bot.finish_work(timeout=30.0):
+            logger.error("Some requests were still running after 30 s; they were cut off")
+    if health_server is not None:
+        health_server.shutdown()
+
+
+class _QuietThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log for health checks."""
+
+
+def _serve_health(bot: Bot, port: int | None) -> WSGIServer | None:
+    """In Socket Mode, `GET /healthz` on `port` reports the live Slack connection too."""
+    if port is None:
+        return None
+    try:
+        server = make_server(
+            "0.0.0.0",  # noqa: S104 - a health check is asked from outside the host
+            port,
+            health_only_app(bot.services.health.report),
+            server_class=_QuietThreadingServer,
+            handler_class=_QuietHandler,
+        )
+    except OSError as exc:
+        logger.error("No /healthz in Socket Mode: port %s is not free (%s)", port, exc)
+        return None
+    threading.Thread(target=server.serve_forever, name="healthz", daemon=True).start()
+    logger.info("Health check on port %s (GET /healthz)", port)
+    return server

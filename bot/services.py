@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.authorisation import Authoriser
 from bot.policy import Policy
 from bot.publisher import CardPublisher
 from bot.store import RequestStore
 from bot.work import WorkQueue
+
+if TYPE_CHECKING:
+    from bot.health import Health
 from genesys.models import CallMatch, DisconnectResult, LiveCall
 
 
@@ -48,6 +51,7 @@ class Services:
     policy: Policy
     publisher: CardPublisher
     work: WorkQueue
+    health: Health
     request_ttl: int
     now: Callable[[], datetime]
 

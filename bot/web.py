@@ -21,8 +21,10 @@ def wsgi_app(app: App, health: Callable[[], dict[str, Any]]) -> WsgiApp:
 
     `health()` returns a JSON-able report whose `"ok"` key decides 200 or 503.
     """
-    slack = SlackRequestHandler(app, path=EVENTS_PATH)
+    return _route(SlackRequestHandler(app, path=EVENTS_PATH), health)
 
+
+def _route(slack: WsgiApp, health: Callable[[], dict[str, Any]]) -> WsgiApp:
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == EVENTS_PATH:
@@ -42,14 +44,13 @@ def wsgi_app(app: App, health: Callable[[], dict[str, Any]]) -> WsgiApp:
     return application
 
 
-def health_report(
-    store_ok: Callable[[], bool], last_genesys_contact: Callable[[], Any]
-) -> dict[str, Any]:
-    """Ready when the store answers; also says when Genesys last answered."""
-    ok = store_ok()
-    contact = last_genesys_contact()
-    return {
-        "ok": ok,
-        "store": "ok" if ok else "unavailable",
-        "genesys_last_contact": contact.isoformat() if contact else None,
-    }
+def health_only_app(health: Callable[[], dict[str, Any]]) -> WsgiApp:
+    """Just `GET /healthz`, for Socket Mode, where Slack's requests come over the socket."""
+
+    def no_slack_endpoint(
+        environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"Not Found"]
+
+    return _route(no_slack_endpoint, health)

@@ -629,3 +629,25 @@ def test_database_down_gives_a_clear_answer_and_503_health(
             opener.open(f"{bot.base_url}/healthz", timeout=10)
         assert caught.value.code == 503
         assert json.loads(caught.value.read())["store"] == "unavailable"
+
+
+def test_status_command_summarises_health(bot: BotHarness) -> None:
+    """`/drop-caller status` tells a supervisor about the database, Slack and Genesys."""
+    bot.genesys.add_inbound_call(NUMBER)
+    first = bot.command("status")
+    assert "Checking the bot's health" in first.body
+    bot.slack.wait_for(
+        lambda: any("Genesys Cloud: not contacted yet" in t for t in bot.ephemeral_texts())
+    )
+    bot.command(NUMBER)
+    bot.wait_for_card()
+
+    bot.command("status")
+
+    summary = bot.slack.wait_for(
+        lambda: next((t for t in bot.ephemeral_texts() if "last answered" in t), None)
+    )
+    assert "Ready." in summary
+    assert "Database: ok." in summary
+    assert "Requests in progress:" in summary
+    assert "Only supervisors" in bot.command("status", user_id=OUTSIDER).body

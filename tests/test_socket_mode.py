@@ -7,14 +7,19 @@ The fake answers ``apps.connections.open`` (reached through ``SLACK_API_URL``) w
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from slack_sdk import WebClient
@@ -57,6 +62,7 @@ class BotProcess:
     """The bot as a child process, with its combined output collected as it comes."""
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.port = int(env["PORT"])
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
             [sys.executable, str(APP), "--socket"],
             cwd=cwd,
@@ -130,6 +136,7 @@ def socket_bot(
     def start(app_token: str) -> BotProcess:
         env = _base_env(tmp_path) | bot_environment(genesys, slack, tmp_path)
         env["SLACK_APP_TOKEN"] = app_token
+        env["PORT"] = str(_free_port())
         bot = BotProcess(env, tmp_path)
         started.append(bot)
         return bot
@@ -295,3 +302,44 @@ def test_slack_unavailable_at_start_is_retried_until_it_answers(
     assert len(opened) == 3, bot.output
     assert "retrying" in bot.output
     assert bot.stop(signal.SIGTERM) == 0
+
+
+def test_socket_mode_health_reflects_the_slack_connection(
+    socket_bot: Callable[[str], BotProcess], slack: FakeSlack
+) -> None:
+    """In Socket Mode /healthz is 200 while the socket is open and 503 once Slack drops it."""
+    bot = socket_bot(slack.app_token)
+    _wait_until_connected(bot, slack)
+    url = f"http://127.0.0.1:{bot.port}/healthz"
+
+    status, report = _health(url)
+    assert status == 200, report
+    assert report["slack"] == "connected"
+
+    # Slack goes away: the bot's next liveness check notices (it pings every 10 s).
+    slack.fail_next("apps.connections.open", "internal_error", times=1000, status=503)
+    slack.close_socket_connections()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status, report = _health(url)
+        if status == 503:
+            break
+        time.sleep(0.2)
+    assert status == 503, report
+    assert report["slack"] == "disconnected"
+    assert bot.stop(signal.SIGTERM) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _health(url: str) -> tuple[int, dict[str, Any]]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
