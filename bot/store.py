@@ -17,7 +17,9 @@ database that is down at start is retried on every use, so the bot starts withou
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import fcntl
 import functools
 import json
 import logging
@@ -25,7 +27,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +46,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Audit events about the chosen call, whose ids older rows may not carry themselves.
+_DECIDED = frozenset({"approved", "outcome"})
 # Any fixed number: the PostgreSQL advisory lock that serialises migrations across instances.
 _MIGRATION_LOCK = 7_341_002
 # How often a store whose database is down tries to reach it again, at most.
@@ -246,7 +250,7 @@ class RequestStore:
                 self._last_attempt = time.monotonic()
                 try:
                     self.create_schema()
-                except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
                     self._last_error = exc
                 else:
                     self._schema_ready = True
@@ -258,14 +262,18 @@ class RequestStore:
 
     def create_schema(self) -> None:
         """Bring the schema to the newest revision, keeping every row (idempotent)."""
-        with self._engine.begin() as connection:
+        with _sqlite_file_lock(self._engine.url), self._engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
             config = Config()
             config.set_main_option("script_location", str(_MIGRATIONS))
             config.attributes["connection"] = connection
             tables = sa.inspect(connection).get_table_names()
-            if "drop_requests" in tables and "alembic_version" not in tables:
+            versioned = (
+                "alembic_version" in tables
+                and connection.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one()
+            )
+            if "drop_requests" in tables and not versioned:
                 # Created by the first release with create_all(), which was revision 0001.
                 command.stamp(config, "0001")
             command.upgrade(config, "head")
@@ -671,14 +679,16 @@ class RequestStore:
                     "at": _utc(event.at).isoformat(),
                     "request_id": event.request_id,
                     "event": event.kind,
-                    "actor_id": event.actor_id,
+                    # The first release did not name the approver on outcome events.
+                    "actor_id": event.actor_id
+                    or (request.decided_by if request and event.kind == "outcome" else None),
                     "requester_id": request.requester_id if request else None,
                     "channel_id": request.channel_id if request else None,
                     "number": request.number if request else None,
                     "conversation_id": detail.get("conversation_id")
-                    or (chosen.conversation_id if chosen and event.kind == "outcome" else None),
+                    or (chosen.conversation_id if chosen and event.kind in _DECIDED else None),
                     "participant_id": detail.get("participant_id")
-                    or (chosen.participant_id if chosen and event.kind == "outcome" else None),
+                    or (chosen.participant_id if chosen and event.kind in _DECIDED else None),
                     "outcome": detail.get("outcome"),
                     "detail": detail.get("detail"),
                     "error_code": detail.get("error_code"),
@@ -823,6 +833,20 @@ _REQUEST_ID = re.compile(r"^[0-9a-f]{24}$")
 def is_request_id(value: str) -> bool:
     """True when `value` has the shape of a request id (so it is worth looking up)."""
     return bool(_REQUEST_ID.match(value))
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(url: sa.URL) -> Iterator[None]:
+    """Serialise migrations of one SQLite file across processes (PostgreSQL uses a lock)."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    with open(f"{url.database}.migrate-lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def create_engine(url: str) -> sa.Engine:

@@ -464,7 +464,7 @@ def test_operations_on_an_unopenable_database_raise_store_unavailable(
         with pytest.raises(StoreUnavailable) as caught:
             call()
         assert "database is unavailable" in str(caught.value)
-        assert isinstance(caught.value.__cause__, sa.exc.OperationalError)
+        assert isinstance(caught.value.__cause__, sa.exc.OperationalError | OSError)
 
 
 def test_ping_of_an_unopenable_database_is_false(unopenable: RequestStore) -> None:

@@ -35,20 +35,25 @@ _POSTGRES_GUARDS = [
     CREATE TRIGGER drop_events_no_change BEFORE UPDATE OR DELETE ON drop_events
     FOR EACH ROW EXECUTE FUNCTION drop_events_append_only()
     """,
+    """
+    CREATE TRIGGER drop_events_no_truncate BEFORE TRUNCATE ON drop_events
+    FOR EACH STATEMENT EXECUTE FUNCTION drop_events_append_only()
+    """,
 ]
 
 
 def upgrade() -> None:
     """Add the columns and indexes; forbid changing or deleting audit events."""
-    with op.batch_alter_table("drop_requests") as batch:
-        batch.add_column(
-            sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false())
-        )
-        # What the card last showed, and the audit-channel line's progress: after a crash
-        # the sweeper finishes what the outcome's writer could not.
-        batch.add_column(sa.Column("card_shown_state", sa.String(16)))
-        batch.add_column(sa.Column("audit_claimed_at", sa.DateTime(timezone=True)))
-        batch.add_column(sa.Column("audit_posted_at", sa.DateTime(timezone=True)))
+    # Plain ADD COLUMNs (a literal default, not an expression) so that SQLite alters the
+    # table in place instead of copying it, which its foreign keys would refuse.
+    op.add_column(
+        "drop_requests", sa.Column("dry_run", sa.Boolean, nullable=False, server_default="0")
+    )
+    # What the card last showed, and the audit-channel line's progress: after a crash the
+    # sweeper finishes what the outcome's writer could not.
+    op.add_column("drop_requests", sa.Column("card_shown_state", sa.String(16)))
+    op.add_column("drop_requests", sa.Column("audit_claimed_at", sa.DateTime(timezone=True)))
+    op.add_column("drop_requests", sa.Column("audit_posted_at", sa.DateTime(timezone=True)))
     # One in-flight drop per participant, whichever card it was started from.
     op.create_table(
         "drop_participant_claims",
