@@ -17,7 +17,7 @@ from bot.authorisation import Authoriser
 from bot.health import Health
 from bot.identity import BotIdentity, authorize_with
 from bot.policy import Policy
-from bot.publisher import SLACK_TIMEOUT, CardPublisher
+from bot.publisher import SLACK_TIMEOUT, CardPublisher, slack_retries
 from bot.services import CallDirectory, Services
 from bot.settings import Settings
 from bot.store import RequestStore
@@ -76,7 +76,12 @@ def create_bot(
     """The Bolt app with its handlers, plus its background workers (not yet started)."""
     base_url = settings.slack_api_url or WebClient.BASE_URL
     # The bot's own calls (cards after the fact, audit channel, user groups, auth.test).
-    client = WebClient(token=settings.slack_bot_token, base_url=base_url, timeout=SLACK_TIMEOUT)
+    client = WebClient(
+        token=settings.slack_bot_token,
+        base_url=base_url,
+        timeout=SLACK_TIMEOUT,
+        retry_handlers=slack_retries(),
+    )
     identity = BotIdentity(client)
     if not settings.supervisors and not settings.supervisor_groups:
         logging.getLogger(__name__).warning(
@@ -92,7 +97,7 @@ def create_bot(
     app = App(
         # No token here: with one, Bolt would call auth.test before the first ack. The
         # token comes from `authorize` instead, per request, with no call to Slack.
-        client=WebClient(base_url=base_url, timeout=SLACK_TIMEOUT),
+        client=WebClient(base_url=base_url, timeout=SLACK_TIMEOUT, retry_handlers=slack_retries()),
         authorize=authorize_with(identity),
         signing_secret=settings.slack_signing_secret or "",
         # Socket Mode requests are not signed; HTTP requests always are.

@@ -9,6 +9,15 @@ from datetime import datetime, timedelta
 from slack_bolt import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    RetryHandler,
+)
+from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
 from bot.cards import Block, audit_line, outcome_card
@@ -19,6 +28,44 @@ logger = logging.getLogger(__name__)
 
 # Seconds to wait for Slack; its own default of 30 s would hold a listener thread too long.
 SLACK_TIMEOUT = 5
+
+
+# A 429 asking to wait longer than this is not retried: the caller reports it instead.
+MAX_SLACK_RETRY_AFTER = 10
+
+
+class _BoundedRateLimitRetry(RateLimitErrorRetryHandler):
+    """slack_sdk's 429 handler (it sleeps Retry-After), but never for long."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        for name, values in response.headers.items():
+            if name.lower() == "retry-after" and values:
+                try:
+                    return int(values[0]) <= MAX_SLACK_RETRY_AFTER
+                except ValueError:
+                    return False
+        return True
+
+
+def slack_retries() -> list[RetryHandler]:
+    """Retry what Slack asks to be retried, a little: a connection error once, and 429
+    (honouring a short Retry-After) and 5xx twice each."""
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=1),
+        _BoundedRateLimitRetry(max_retry_count=2),
+        ServerErrorRetryHandler(max_retry_count=2),
+    ]
+
+
 # An audit line claimed this long ago but never posted (its poster died) is posted again.
 AUDIT_RETRY = timedelta(minutes=1)
 
@@ -89,7 +136,11 @@ class CardPublisher:
                 status = respond(text=text, blocks=blocks, replace_original=True).status_code
             elif request.response_url:
                 status = (
-                    WebhookClient(request.response_url, timeout=SLACK_TIMEOUT)
+                    WebhookClient(
+                        request.response_url,
+                        timeout=SLACK_TIMEOUT,
+                        retry_handlers=slack_retries(),
+                    )
                     .send(text=text, blocks=blocks, replace_original=True)
                     .status_code
                 )

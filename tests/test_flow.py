@@ -651,3 +651,35 @@ def test_status_command_summarises_health(bot: BotHarness) -> None:
     assert "Database: ok." in summary
     assert "Requests in progress:" in summary
     assert "Only supervisors" in bot.command("status", user_id=OUTSIDER).body
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "headers"),
+    [(429, "ratelimited", {"Retry-After": "1"}), (503, "service_unavailable", {})],
+    ids=["ratelimited", "5xx"],
+)
+def test_card_posting_is_retried_when_slack_asks(
+    bot: BotHarness, status: int, error: str, headers: dict[str, str]
+) -> None:
+    """chat.postMessage answering 429 (with Retry-After) or 5xx is retried; the card arrives."""
+    bot.genesys.add_inbound_call(NUMBER)
+    bot.slack.fail_next("chat.postMessage", error, status=status, headers=headers)
+
+    bot.command(NUMBER)
+
+    card = bot.wait_for_card()
+    assert "+1 555-123-4567" in card_text(card)
+    assert [c.error for c in bot.slack.calls_to("chat.postMessage")] == [error, None]
+
+
+def test_card_posting_failing_for_good_is_said(bot: BotHarness) -> None:
+    """Slack refusing the card every time: the supervisor is told; nothing can be approved."""
+    bot.genesys.add_inbound_call(NUMBER)
+    bot.slack.fail_next("chat.postMessage", "service_unavailable", status=503, times=5)
+
+    bot.command(NUMBER)
+
+    bot.slack.wait_for(
+        lambda: any("Could not post the confirmation card" in t for t in bot.ephemeral_texts())
+    )
+    assert bot.genesys.patches() == []
