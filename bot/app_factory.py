@@ -22,7 +22,7 @@ from bot.services import CallDirectory, Services
 from bot.settings import Settings
 from bot.store import RequestStore
 from bot.supervisors import SupervisorDirectory
-from bot.sweeper import CATCH_UP_AFTER, RECOVER_AFTER, Sweeper
+from bot.sweeper import Sweeper
 from bot.web import WsgiApp, wsgi_app
 from bot.work import WorkQueue
 
@@ -70,8 +70,8 @@ def create_bot(
     store: RequestStore,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    recover_after: timedelta = RECOVER_AFTER,
-    catch_up_after: timedelta = CATCH_UP_AFTER,
+    recover_after: timedelta | None = None,
+    catch_up_after: timedelta | None = None,
 ) -> Bot:
     """The Bolt app with its handlers, plus its background workers (not yet started)."""
     base_url = settings.slack_api_url or WebClient.BASE_URL
@@ -134,8 +134,8 @@ def create_bot(
         publisher,
         interval=settings.sweep_interval,
         now=now,
-        recover_after=recover_after,
-        catch_up_after=catch_up_after,
+        recover_after=recover_after or timedelta(seconds=settings.recover_after),
+        catch_up_after=catch_up_after or timedelta(seconds=settings.catch_up_after),
     )
     return Bot(
         app=app,

@@ -19,7 +19,8 @@ from genesys.models import GONE_STATES
 
 logger = logging.getLogger(__name__)
 
-# An approval older than this with no outcome was interrupted (the bot died mid-drop): every
+# Defaults (settings DROP_CALLER_RECOVER_AFTER and DROP_CALLER_CATCH_UP_AFTER):
+# an approval older than this with no outcome was interrupted (the bot died mid-drop): every
 # Genesys step is bounded well below it (retries 8 s, confirmation 5 s, timeouts 10 s each).
 RECOVER_AFTER = timedelta(minutes=2)
 # A decided request whose card or audit line is still behind this long after the decision
