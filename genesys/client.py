@@ -375,8 +375,9 @@ class GenesysCalls:
             return value
 
     def _attempt(self, what: str, call: Callable[[], T]) -> T:
-        self._pace(what)
         token = self._ensure_token()
+        # Paced after the token, so a request's place is taken when it is really sent.
+        self._pace(what)
         try:
             return self._translate(what, call)
         except GenesysAuthenticationError:
