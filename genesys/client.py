@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import PureCloudPlatformClientV2 as sdk
 import urllib3
 from PureCloudPlatformClientV2.http_request_options import HttpRequestOptions
+from PureCloudPlatformClientV2.logger import LogLevel
 from PureCloudPlatformClientV2.rest import ApiException
 
 from genesys.addresses import number_in_address, tel_uri
@@ -723,7 +724,7 @@ def _quiet_sdk_logging() -> None:
     """
     configuration = sdk.Configuration()
     configuration.live_reload_config = False
-    configuration.logger.log_level = sdk.logger.LogLevel.LNone
+    configuration.logger.log_level = LogLevel.LNone
     configuration.logger.log_request_body = False
     configuration.logger.log_response_body = False
     sdk_logger = logging.getLogger("PureCloudPlatformClientV2")
