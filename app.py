@@ -1,4 +1,8 @@
-"""drop-caller: read the configuration, build the parts, start the chosen transport."""
+"""drop-caller: read the configuration, build the parts, start the chosen transport.
+
+Heavy modules (Bolt, SQLAlchemy, the Genesys SDK) are imported where they are used: in HTTP
+mode that is gunicorn's worker, so its master process stays small and starts fast.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,14 @@ from typing import TYPE_CHECKING
 
 from dotenv import find_dotenv, load_dotenv
 
-from bot.app_factory import Bot, create_bot
-from bot.audit import parse_moment, write_records
-from bot.errors import StoreUnavailable
 from bot.redaction import configure_logging
 from bot.settings import Mode, Settings, SettingsError, load_settings
-from bot.store import RequestStore
 
 if TYPE_CHECKING:
+    from bot.app_factory import Bot
+    from bot.store import RequestStore
     from genesys.client import GenesysCalls
+    from genesys.deferred import DeferredGenesysCalls
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,25 +47,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.secrets)
 
-    from bot.server import AppTokenRejected, serve_http, serve_socket_mode
-
     if settings.mode == "http":
-        serve_http(lambda: build_http_bot(settings), host="0.0.0.0", port=settings.port)  # noqa: S104
-    else:
-        assert settings.slack_app_token is not None
-        store, calls = build_parts(settings)
-        bot = create_bot(settings, calls, store)
-        bot.start_background()
-        try:
-            serve_socket_mode(bot, settings.slack_app_token, health_port=settings.port)
-        except AppTokenRejected as exc:
-            print(f"drop-caller cannot start: {exc}", file=sys.stderr)
-            return 2
+        from bot.server import serve_http
+
+        serve_http(lambda: build_bot(settings), host="0.0.0.0", port=settings.port)  # noqa: S104
+        return 0
+
+    from bot.server import AppTokenRejected, serve_socket_mode
+
+    assert settings.slack_app_token is not None
+    bot = build_bot(settings)
+    try:
+        serve_socket_mode(bot, settings.slack_app_token, health_port=settings.port)
+    except AppTokenRejected as exc:
+        print(f"drop-caller cannot start: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
 def audit(argv: Sequence[str]) -> int:
     """`python app.py audit`: print the audit trail; needs only DATABASE_URL."""
+    from bot.audit import parse_moment, write_records
+    from bot.errors import StoreUnavailable
+    from bot.store import RequestStore
+
     parser = argparse.ArgumentParser(
         prog="app.py audit", description="Export the drop-caller audit trail to stdout."
     )
@@ -81,27 +89,31 @@ def audit(argv: Sequence[str]) -> int:
     return 0
 
 
-def build_parts(settings: Settings) -> tuple[RequestStore, GenesysCalls]:
-    """The request store and the Genesys client."""
-    # Imported here: the SDK takes about two seconds to import, which a configuration
-    # error should not have to wait for.
-    from genesys.client import GenesysCalls, GenesysConfig
+def build_parts(settings: Settings) -> tuple[RequestStore, DeferredGenesysCalls]:
+    """The request store, and the Genesys client (built in the background)."""
+    from bot.store import RequestStore
+    from genesys.deferred import DeferredGenesysCalls
 
-    store = RequestStore.from_url(settings.database_url)
-    calls = GenesysCalls(
-        GenesysConfig(
-            api_host=settings.genesys_api_host,
-            client_id=settings.genesys_client_id,
-            client_secret=settings.genesys_client_secret,
-            read_timeout=settings.genesys_timeout,
-            requests_per_minute=settings.genesys_requests_per_minute,
+    def genesys_client() -> GenesysCalls:
+        from genesys.client import GenesysCalls, GenesysConfig
+
+        return GenesysCalls(
+            GenesysConfig(
+                api_host=settings.genesys_api_host,
+                client_id=settings.genesys_client_id,
+                client_secret=settings.genesys_client_secret,
+                read_timeout=settings.genesys_timeout,
+                requests_per_minute=settings.genesys_requests_per_minute,
+            )
         )
-    )
-    return store, calls
+
+    return RequestStore.from_url(settings.database_url), DeferredGenesysCalls(genesys_client)
 
 
-def build_http_bot(settings: Settings) -> Bot:
-    """The bot for HTTP mode, with its background work started."""
+def build_bot(settings: Settings) -> Bot:
+    """The bot, with its background work started."""
+    from bot.app_factory import create_bot
+
     store, calls = build_parts(settings)
     bot = create_bot(settings, calls, store)
     bot.start_background()

@@ -27,7 +27,9 @@ from genesys.errors import GenesysError
 
 logger = logging.getLogger(__name__)
 
-DISCONNECT_ACTION = re.compile(rf"^{DISCONNECT_ACTION_PREFIX}(\d{{1,2}})$")
+# Exactly the ids cards carry (drop_caller_disconnect_0 … _99): ASCII digits, no leading zero,
+# nothing after (\Z, not $, which would also match before a trailing newline).
+DISCONNECT_ACTION = re.compile(rf"^{DISCONNECT_ACTION_PREFIX}(0|[1-9][0-9]?)\Z", re.ASCII)
 
 
 def register(app: App, services: Services) -> None:
@@ -91,7 +93,7 @@ def handle_disconnect_click(
     request = _authorised_request(body, action, respond, context, services)
     if request is None:
         return
-    user_id = body["user"]["id"]
+    user_id = _user_id(body)
     refusal = services.policy.self_approval_refusal(
         request.requester_id, user_id
     ) or services.policy.protected_refusal(request.number)
@@ -210,7 +212,7 @@ def handle_cancel_click(
     if request is None:
         return
     try:
-        claim = services.store.cancel(request.id, body["user"]["id"])
+        claim = services.store.cancel(request.id, _user_id(body))
     except BotError as exc:
         _tell(services, body, respond, f":warning: {escape(str(exc))}")
         return
@@ -231,8 +233,9 @@ def _authorised_request(
     """The request a click refers to, if the clicker may act on it; otherwise say why not."""
     user_id = _user_id(body)
     channel_id = _channel_id(body)
-    request_id = str(action.get("value", ""))
-    team_id = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    value = action.get("value")
+    request_id = value if isinstance(value, str) else ""
+    team_id = _team_id(body)
     refusal = services.authoriser.refusal(
         user_id=user_id,
         channel_id=channel_id,
@@ -303,10 +306,19 @@ def _tell(services: Services, body: dict[str, Any], respond: Respond, text: str)
 
 
 def _user_id(body: dict[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id", ""))
+    return _field(body, "user", "id")
 
 
 def _channel_id(body: dict[str, Any]) -> str:
-    return str(
-        (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
-    )
+    return _field(body, "channel", "id") or _field(body, "container", "channel_id")
+
+
+def _team_id(body: dict[str, Any]) -> str:
+    return _field(body, "team", "id") or _field(body, "user", "team_id")
+
+
+def _field(body: dict[str, Any], part: str, key: str) -> str:
+    """body[part][key] as a string, or "" when the payload is not shaped like Slack's."""
+    section = body.get(part)
+    value = section.get(key) if isinstance(section, dict) else None
+    return value if isinstance(value, str) else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from slack_bolt import App, Respond
+from slack_bolt import App, BoltResponse, Respond
 from slack_sdk import WebClient
 
 from bot import actions, commands
@@ -41,6 +42,7 @@ class Bot:
     sweeper: Sweeper
     identity: BotIdentity
     executor: ThreadPoolExecutor
+    signing_secret: str
 
     def start_background(self) -> None:
         """Learn who the bot is, read supervisor groups, start sweeping."""
@@ -57,7 +59,7 @@ class Bot:
     @functools.cached_property
     def wsgi(self) -> WsgiApp:
         """The WSGI application for HTTP mode: Slack's endpoint and /healthz."""
-        return wsgi_app(self.app, self.services.health.report)
+        return wsgi_app(self.app, self.services.health.report, self.signing_secret)
 
     def finish_work(self, timeout: float = 30.0) -> bool:
         """Let work already accepted (a disconnect in flight) finish; False on timeout."""
@@ -151,6 +153,7 @@ def create_bot(
         sweeper=sweeper,
         identity=identity,
         executor=executor,
+        signing_secret=settings.slack_signing_secret or "",
     )
 
 
@@ -165,16 +168,22 @@ def create_app(
     return create_bot(settings, calls, store, now=now).app
 
 
-def _report_unexpected_error(error: Exception, respond: Respond | None) -> None:
-    """Log a bug with its traceback and tell the person it affected, instead of silence."""
+def _report_unexpected_error(error: Exception, respond: Respond | None) -> BoltResponse:
+    """Log a bug with its traceback and tell the person it affected, instead of silence.
+
+    Signed payloads Bolt cannot match (a malformed `actions`, say) end here too. The answer
+    is an empty 200: the person has been told, and a 500 would only add Slack's own error.
+    """
     logging.getLogger(__name__).error("Unexpected error in a handler", exc_info=error)
     if respond is not None:
-        respond(
-            text=":x: The bot hit an internal error, which has been logged. "
-            "Check the call in Genesys Cloud before trying again.",
-            response_type="ephemeral",
-            replace_original=False,
-        )
+        with contextlib.suppress(Exception):
+            respond(
+                text=":x: The bot hit an internal error, which has been logged. "
+                "Check the call in Genesys Cloud before trying again.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+    return BoltResponse(status=200, body="")
 
 
 def _drop_token_skipped_warning(record: logging.LogRecord) -> bool:

@@ -17,7 +17,10 @@ from bot.phone import mask_number
 # separators people and URL encoding put between digits.
 # Not preceded or followed by a letter, digit, "." or "-": UUID groups and decimals stay intact.
 _PHONE = re.compile(
-    r"(?<![\w.%-])(?:\+|%2[Bb])?\d(?:(?:[\s().+/-]{1,2}|%20|%2[Bb])?\d){6,14}(?![\w%-])"
+    # Not inside a word or a UUID group; a URL escape (%22, %3F…) is a boundary.
+    r"(?:(?<=%[0-9A-Fa-f]{2})|(?<![\w%-]))"
+    r"(?:\+|%2[Bb])?\d(?:(?:[\s().+/-]{1,2}|%20|%2[Bb])?\d){6,14}"
+    r"(?=$|[^\w%-]|%[0-9A-Fa-f]{2})"
 )
 _URL_PLUS = re.compile(r"%2[Bb]")
 # Slack tokens, Bearer tokens and HTTP Basic credentials.

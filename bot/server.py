@@ -7,15 +7,15 @@ import signal
 import socketserver
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from gunicorn.app.base import BaseApplication
-from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_sdk.errors import SlackApiError
 
-from bot.app_factory import Bot
 from bot.web import WsgiApp, health_only_app
+
+if TYPE_CHECKING:
+    from bot.app_factory import Bot
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,9 @@ def serve_socket_mode(bot: Bot, app_token: str, *, health_port: int | None = Non
     Slack being unreachable at start is retried (the bot keeps trying to connect); a token
     Slack refuses raises `AppTokenRejected`.
     """
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.errors import SlackApiError
+
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

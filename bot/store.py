@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from bot.errors import StoreUnavailable
 from genesys.models import CallMatch
@@ -46,6 +44,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The newest migration's revision (a test keeps it equal to Alembic's head). A database
+# already there needs no Alembic at all, which saves its import and checks at every start.
+SCHEMA_HEAD = "0002"
 # Audit events about the chosen call, whose ids older rows may not carry themselves.
 _DECIDED = frozenset({"approved", "outcome"})
 # Any fixed number: the PostgreSQL advisory lock that serialises migrations across instances.
@@ -262,6 +263,11 @@ class RequestStore:
 
     def create_schema(self) -> None:
         """Bring the schema to the newest revision, keeping every row (idempotent)."""
+        if self._schema_version() == SCHEMA_HEAD:
+            return
+        from alembic import command
+        from alembic.config import Config
+
         with _sqlite_file_lock(self._engine.url), self._engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
@@ -277,6 +283,16 @@ class RequestStore:
                 # Created by the first release with create_all(), which was revision 0001.
                 command.stamp(config, "0001")
             command.upgrade(config, "head")
+
+    def _schema_version(self) -> str | None:
+        """The schema revision recorded in the database, or None (new or first release)."""
+        with self._engine.connect() as connection:
+            if not sa.inspect(connection).has_table("alembic_version"):
+                return None
+            version = connection.execute(
+                sa.text("SELECT version_num FROM alembic_version")
+            ).scalar_one_or_none()
+        return str(version) if version is not None else None
 
     def ping(self) -> bool:
         """True when the database answers."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
+if TYPE_CHECKING:
+    from slack_bolt import App
+
+logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -16,12 +20,53 @@ StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def wsgi_app(app: App, health: Callable[[], dict[str, Any]]) -> WsgiApp:
+# Slack's payloads are a few kilobytes; anything far larger is not Slack.
+MAX_BODY = 1 << 20
+
+
+def wsgi_app(app: App, health: Callable[[], dict[str, Any]], signing_secret: str) -> WsgiApp:
     """Route `POST /slack/events` to Bolt and `GET /healthz` to `health`.
 
+    Requests are checked against Slack's signature before Bolt sees them: Bolt parses a body
+    (and can fail on a malformed one) before checking, and logs the whole body of a request
+    that fails the check. An unsigned request gets 401 here and is never parsed or logged.
     `health()` returns a JSON-able report whose `"ok"` key decides 200 or 503.
     """
-    return _route(SlackRequestHandler(app, path=EVENTS_PATH), health)
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+    from slack_sdk.signature import SignatureVerifier
+
+    verifier = SignatureVerifier(signing_secret)
+    bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+
+    def slack(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            return _plain(start_response, "413 Content Too Large", b"Too large")
+        body = environ["wsgi.input"].read(length) if length else b""
+        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
+        signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
+        if not (
+            timestamp.isdigit() and signature and verifier.is_valid(body, timestamp, signature)
+        ):
+            logger.info("Refused a request with a missing, wrong or stale Slack signature")
+            return _plain(start_response, "401 Unauthorized", b"invalid request")
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            return bolt(environ, start_response)
+        except Exception:
+            # A signed body Bolt cannot even parse (Slack never sends one).
+            logger.exception("Could not parse a signed Slack request")
+            return _plain(start_response, "400 Bad Request", b"bad request")
+
+    return _route(slack, health)
+
+
+def _plain(start_response: StartResponse, status: str, body: bytes) -> list[bytes]:
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def _route(slack: WsgiApp, health: Callable[[], dict[str, Any]]) -> WsgiApp:

@@ -132,7 +132,7 @@ def test_killed_between_the_disconnect_and_the_outcome(
     """SIGKILL after the PATCH, before the outcome is written: after a restart the request
     is recovered from the call (caller gone), its card updated, and no second PATCH sent."""
     cid = genesys.add_inbound_call(NUMBER)
-    genesys.disconnect_delay = 2.0  # the confirming reads are still waiting when it dies
+    genesys.disconnect_delay = 0.5  # the confirming reads are still waiting when it dies
     crashed = BotProcess("crashed", env, tmp_path)
     crashed.wait_healthy()
     card = _post_card(crashed, slack)

@@ -355,6 +355,8 @@ def test_bad_signature_is_rejected_and_not_logged(
     assert answer.status == 401
     assert stale.status == 401
     assert bot.genesys.requests == []
+    # Refused before Bolt parses (and would log) the body.
+    assert caplog.text.count("missing, wrong or stale Slack signature") == 2
     assert "555 123 4567" not in caplog.text
     assert "5551234567" not in caplog.text.replace("+", "").replace(" ", "")
 

@@ -187,3 +187,18 @@ def test_filter_masks_a_traceback_given_as_exc_info_tuple(log: CapturedLog) -> N
 def test_filter_does_not_turn_a_malformed_log_call_into_an_exception(log: CapturedLog) -> None:
     """A log call with mismatched arguments does not raise out of the logger."""
     log.logger.info("count %d", "not a number")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "text=%22%2B15551234567%22",
+        "payload=...555-123-4567%3F...",
+        "a %22%2B1 555 123 4567%2A b",
+    ],
+)
+def test_numbers_next_to_url_escapes_are_masked(text: str) -> None:
+    """A URL escape (%22, %3F, %2A…) beside a number does not hide it from the mask."""
+    redacted = redact(text)
+    assert "555***4567" in redacted
+    assert "1234567" not in redacted.replace("%", "")

@@ -530,3 +530,17 @@ def test_a_finished_drop_frees_the_participant(store: RequestStore) -> None:
     store.finish(first.id, succeeded=False, outcome="failed", detail="403")
 
     assert store.claim(second.id, "USUP2", 0).status == ClaimStatus.CLAIMED
+
+
+def test_schema_head_matches_the_newest_migration() -> None:
+    """SCHEMA_HEAD (the fast path that skips Alembic at start) is Alembic's own head."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from bot.store import SCHEMA_HEAD
+
+    config = Config()
+    config.set_main_option(
+        "script_location", str(Path(__file__).resolve().parents[2] / "bot" / "migrations")
+    )
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_HEAD

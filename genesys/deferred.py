@@ -1,0 +1,69 @@
+"""Build the Genesys client in the background, so the bot is ready before the SDK is loaded.
+
+Loading the SDK's modules takes a few hundred milliseconds; a Slack request arriving at
+start must not wait for it to be acknowledged. Calls made before the client is built wait
+for it (it is only ever a moment).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from genesys.client import GenesysCalls
+from genesys.errors import GenesysUnavailable
+from genesys.models import CallMatch, DisconnectResult, LiveCall
+
+logger = logging.getLogger(__name__)
+
+
+class DeferredGenesysCalls:
+    """`GenesysCalls`, built by `build` in a background thread started at construction."""
+
+    def __init__(self, build: Callable[[], GenesysCalls], *, wait: float = 30.0) -> None:
+        self._build = build
+        self._wait = wait
+        self._ready = threading.Event()
+        self._calls: GenesysCalls | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._construct, name="genesys-client", daemon=True).start()
+
+    @property
+    def last_contact(self) -> datetime | None:
+        """When Genesys last answered; None until the client exists and has been used."""
+        return self._calls.last_contact if self._calls is not None else None
+
+    def find_active_calls(self, number: str) -> list[CallMatch]:
+        """See `GenesysCalls.find_active_calls`."""
+        return self._client().find_active_calls(number)
+
+    def get_live_call(self, conversation_id: str) -> LiveCall:
+        """See `GenesysCalls.get_live_call`."""
+        return self._client().get_live_call(conversation_id)
+
+    def disconnect_participant(
+        self, conversation_id: str, participant_id: str, number: str, *, dry_run: bool = False
+    ) -> DisconnectResult:
+        """See `GenesysCalls.disconnect_participant`."""
+        return self._client().disconnect_participant(
+            conversation_id, participant_id, number, dry_run=dry_run
+        )
+
+    def _construct(self) -> None:
+        try:
+            self._calls = self._build()
+        except Exception as exc:
+            logger.exception("Could not build the Genesys client")
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def _client(self) -> GenesysCalls:
+        if not self._ready.wait(self._wait) or self._calls is None:
+            raise GenesysUnavailable(
+                "The bot's Genesys client is not ready (it could not start); "
+                "check the bot's log and try again in a minute."
+            ) from self._error
+        return self._calls
