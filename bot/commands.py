@@ -13,6 +13,7 @@ from bot.authorisation import home_team_id
 from bot.cards import USAGE, confirmation_card, escape
 from bot.errors import BotError, PhoneNumberError
 from bot.phone import display_number, mask_number, parse_phone_number
+from bot.publisher import post_to_response_url
 from bot.services import Services
 from genesys.errors import GenesysError
 
@@ -173,6 +174,7 @@ def look_up_and_post(
         )
         if error not in _NOT_A_MEMBER:
             logger.error("Could not post the card for request %s: %s", request.id, error)
+            _abandon(services, request.id)
             tell(
                 f":warning: Could not post the confirmation card ({escape(str(error))}); "
                 "nothing will be dropped. Try again in a minute."
@@ -180,11 +182,17 @@ def look_up_and_post(
             return
         # The bot is not in this channel: the command's response_url can still post here.
         try:
-            status = respond(text=card_text, blocks=blocks, response_type="in_channel").status_code
-        except OSError:
+            status = post_to_response_url(
+                command.get("response_url") or "",
+                text=card_text,
+                blocks=blocks,
+                response_type="in_channel",
+            )
+        except (OSError, ValueError):
             status = 0
         if status != 200:
             logger.error("Could not post the card for request %s at all", request.id)
+            _abandon(services, request.id)
             tell(
                 ":warning: Could not post the confirmation card here. Invite the bot to this "
                 "channel (`/invite @drop-caller`) and try again."
@@ -196,3 +204,11 @@ def look_up_and_post(
         # The card is out; its buttons still reach the request, and clicks update it in place
         # through their own response_url.
         logger.exception("Could not record where request %s was posted", request.id)
+
+
+def _abandon(services: Services, request_id: str) -> None:
+    """Close a request whose card could not be posted, so no stray copy of it can act."""
+    try:
+        services.store.abandon(request_id, "The confirmation card could not be posted.")
+    except BotError:
+        logger.exception("Could not close request %s; it will expire", request_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from slack_bolt import Respond
 from slack_sdk import WebClient
@@ -64,6 +65,15 @@ def slack_retries() -> list[RetryHandler]:
         _BoundedRateLimitRetry(max_retry_count=2),
         ServerErrorRetryHandler(max_retry_count=2),
     ]
+
+
+def post_to_response_url(url: str, **message: Any) -> int:
+    """POST a message to a response_url with the bot's timeout and retries; the HTTP status.
+
+    Bolt's own `respond()` waits up to 30 s for an answer, too long for a worker thread.
+    """
+    client = WebhookClient(url, timeout=SLACK_TIMEOUT, retry_handlers=slack_retries())
+    return int(client.send(**message).status_code)
 
 
 # An audit line claimed this long ago but never posted (its poster died) is posted again.
@@ -132,18 +142,9 @@ class CardPublisher:
                 return True
         status = 0
         try:
-            if respond is not None:
-                status = respond(text=text, blocks=blocks, replace_original=True).status_code
-            elif request.response_url:
-                status = (
-                    WebhookClient(
-                        request.response_url,
-                        timeout=SLACK_TIMEOUT,
-                        retry_handlers=slack_retries(),
-                    )
-                    .send(text=text, blocks=blocks, replace_original=True)
-                    .status_code
-                )
+            url = respond.response_url if respond is not None else request.response_url
+            if url:
+                status = post_to_response_url(url, text=text, blocks=blocks, replace_original=True)
         except OSError as exc:
             logger.warning("response_url update failed for request %s: %s", request.id, exc)
         if status != 200:
@@ -154,15 +155,20 @@ class CardPublisher:
         self, user_id: str, channel_id: str, text: str, respond: Respond | None = None
     ) -> bool:
         """An ephemeral note to one person: through `respond`, else chat.postEphemeral."""
-        if respond is not None:
+        if respond is not None and respond.response_url:
             try:
-                answer = respond(text=text, response_type="ephemeral", replace_original=False)
+                status = post_to_response_url(
+                    respond.response_url,
+                    text=text,
+                    response_type="ephemeral",
+                    replace_original=False,
+                )
             except OSError as exc:
-                logger.warning("respond() failed: %s", exc)
+                logger.warning("response_url post failed: %s", exc)
             else:
-                if answer.status_code == 200:
+                if status == 200:
                     return True
-                logger.warning("respond() answered HTTP %s", answer.status_code)
+                logger.warning("response_url answered HTTP %s", status)
         try:
             self._client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
         except (SlackApiError, OSError) as exc:

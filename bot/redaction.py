@@ -20,7 +20,8 @@ _PHONE = re.compile(
     # Not inside a word or a UUID group; a URL escape (%22, %3F…) is a boundary.
     r"(?:(?<=%[0-9A-Fa-f]{2})|(?<![\w%-]))"
     r"(?:\+|%2[Bb])?\d(?:(?:[\s().+/-]{1,2}|%20|%2[Bb])?\d){6,14}"
-    r"(?=$|[^\w%-]|%[0-9A-Fa-f]{2})"
+    # Not followed by a decimal part: Slack message timestamps (1700000000.000100) stay.
+    r"(?!\.\d)(?=$|[^\w%-]|%[0-9A-Fa-f]{2})"
 )
 _URL_PLUS = re.compile(r"%2[Bb]")
 # Slack tokens, Bearer tokens and HTTP Basic credentials.

@@ -414,6 +414,31 @@ class RequestStore:
         return self.get(request_id)
 
     @_unavailable_as_error
+    def abandon(self, request_id: str, reason: str) -> bool:
+        """Close a pending request nobody can act on (its card was never posted)."""
+        now = self._now()
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                drop_requests.update()
+                .where(
+                    drop_requests.c.id == request_id,
+                    drop_requests.c.state == RequestState.PENDING.value,
+                )
+                .values(
+                    state=RequestState.FAILED.value,
+                    outcome="not_posted",
+                    outcome_detail=reason,
+                    finished_at=now,
+                    # No card to update: the sweeper has nothing to catch up on.
+                    card_shown_state=RequestState.FAILED.value,
+                )
+            )
+            if result.rowcount == 1:
+                _record(connection, request_id, now, "abandoned", None, {"detail": reason})
+                return True
+        return False
+
+    @_unavailable_as_error
     def expire_due(self, limit: int = 100) -> list[DropRequest]:
         """Expire pending requests whose time is up; return those this call expired.
 

@@ -238,6 +238,10 @@ class GenesysCalls:
         def send_patch() -> None:
             nonlocal attempts
             attempts += 1
+            # A retry after a lost answer: the first PATCH may have gone through. Look
+            # before sending another, so Genesys never gets a second disconnect.
+            if attempts > 1 and self._has_left(conversation_id, participant_id):
+                return
             body = sdk.MediaParticipantRequest()
             body.state = "disconnected"
             self._conversations.patch_conversations_call_participant(
@@ -336,6 +340,9 @@ class GenesysCalls:
 
     def _wait_until_gone(self, conversation_id: str, participant_id: str) -> bool:
         deadline = self._clock() + self._config.confirm_timeout
+        # Genesys usually applies the PATCH at once; back off after that, so a slow one
+        # costs a handful of reads (and of the rate limit), not twenty.
+        interval = self._config.confirm_interval
         while True:
             try:
                 party = self.get_live_call(conversation_id).party(participant_id)
@@ -343,9 +350,10 @@ class GenesysCalls:
                 return True
             if party is None or party.state in GONE_STATES:
                 return True
-            if self._clock() + self._config.confirm_interval > deadline:
+            if self._clock() + interval > deadline:
                 return False
-            self._sleep(self._config.confirm_interval)
+            self._sleep(interval)
+            interval = min(interval * 2, 1.0)
 
     # ---------------------------------------------------------------- requests
 
@@ -673,7 +681,9 @@ def _error_from_api_exception(exc: ApiException, what: str) -> GenesysError:
         return CallNotFound("Genesys Cloud has no such call any more: it has ended.", **details)
     if status == 429:
         wait = _retry_after(exc)
-        when = f" in {wait:g} seconds" if wait is not None else " in a minute"
+        when = (
+            " in a minute" if wait is None else f" in {wait:g} second" + ("" if wait == 1 else "s")
+        )
         return GenesysRateLimited(
             f"Genesys Cloud is rate-limiting the bot while {what}. Try again{when}.",
             retry_after=wait,
