@@ -16,6 +16,7 @@ from dotenv import find_dotenv, load_dotenv
 
 from bot.redaction import configure_logging
 from bot.settings import Mode, Settings, SettingsError, load_settings
+from sandbox import slack_configured
 
 if TYPE_CHECKING:
     from bot.app_factory import Bot
@@ -35,11 +36,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     transport = parser.add_mutually_exclusive_group()
     transport.add_argument("--http", dest="mode", action="store_const", const="http")
     transport.add_argument("--socket", dest="mode", action="store_const", const="socket")
+    transport.add_argument(
+        "--sandbox", action="store_true", help="simulated Slack and Genesys Cloud, in a browser"
+    )
     args = parser.parse_args(args_list)
     mode: Mode | None = args.mode
 
     # The real environment wins over .env.
     load_dotenv(find_dotenv(usecwd=True), override=False)
+    # No Slack credentials at all (and no mode forced): show the sandbox instead of failing.
+    if args.sandbox or (mode is None and not slack_configured(os.environ)):
+        from sandbox.server import run_sandbox
+
+        return run_sandbox()
     try:
         settings = load_settings(os.environ, mode=mode)
     except SettingsError as exc:

@@ -370,7 +370,8 @@ class FakeSlack:
     """A fake Slack (Web API + response_url + Socket Mode) on ``127.0.0.1:<free port>``.
 
     Thread-safe. Knobs (set them any time): ``not_in_channel``, ``usergroups``,
-    ``response_url_status``, ``response_url_max_uses``, :meth:`fail_next`.
+    ``response_url_status``, ``response_url_max_uses``, ``response_url_delay``,
+    :meth:`fail_next`.
 
     Socket Mode: ``apps.connections.open`` with ``app_token`` answers a ``ws://`` URL on the
     same port; a client connecting there gets Slack's ``hello``, then whatever the test pushes
@@ -398,6 +399,10 @@ class FakeSlack:
         self.response_url_status: int = 200
         #: Slack accepts 5 posts per response_url; later ones get 404 ``used_url``.
         self.response_url_max_uses: int = 5
+        #: Seconds every response_url post waits before it is answered (a slow or hung Slack);
+        #: :meth:`stop` cuts the wait short.
+        self.response_url_delay: float = 0.0
+        self._stopping = threading.Event()
 
         self._lock = threading.RLock()
         self._calls: list[ApiCall] = []
@@ -425,6 +430,7 @@ class FakeSlack:
             raise RuntimeError("FakeSlack already started")
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self
+        self._stopping.clear()
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -436,6 +442,7 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # release response_url posts held by response_url_delay
         self.close_socket_connections(1001, "going away")
         server, thread = self._server, self._thread
         self._server, self._thread = None, None
@@ -1007,6 +1014,8 @@ class FakeSlack:
     def _handle_response_url(self, token: str, headers: dict[str, str], body: bytes) -> _Reply:
         now = time.time()
         url = f"{self.base_url}/response/{token}"
+        if self.response_url_delay > 0:
+            self._stopping.wait(self.response_url_delay)
         try:
             loaded = json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
