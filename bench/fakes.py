@@ -11,7 +11,7 @@ import time
 from collections import deque
 from typing import Any, Self
 
-from tests.fakes.genesys import FakeGenesys, RecordedRequest, _error, _Handler, _Reply
+from sandbox.genesys_simulator import FakeGenesys, RecordedRequest, _error, _Handler, _Reply
 
 
 class _NoDelayHandler(_Handler):
