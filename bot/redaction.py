@@ -78,3 +78,5 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    # Alembic narrates every plugin and migration step at INFO; its warnings still show.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
