@@ -43,7 +43,6 @@ from typing import TypeVar
 
 import pytest
 
-import tests.fakes.genesys as fake_genesys
 from bot.phone import mask_number
 from bot.publisher import SLACK_TIMEOUT
 from bot.redaction import RedactingFilter
@@ -80,17 +79,6 @@ DISCONNECTED = {"state": "disconnected"}
 
 
 # ------------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(autouse=True)
-def _no_nagle_in_fake_genesys(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Set TCP_NODELAY on FakeGenesys' keep-alive connections, for these tests only.
-
-    It writes a response's head and body separately; with Nagle's algorithm on, the body
-    waits for the client's delayed ACK, 40 ms per request (a drop makes about ten). The
-    timing that matters here (timeouts, Retry-After, delays) is unaffected.
-    """
-    monkeypatch.setattr(fake_genesys._Handler, "disable_nagle_algorithm", True)
 
 
 def _watch_logs(caplog: pytest.LogCaptureFixture, bot: BotHarness) -> None:
