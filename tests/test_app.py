@@ -223,3 +223,33 @@ def test_http_mode_serves_concurrent_commands(
     assert all(status == 200 for status, _ in answers)
     assert max(elapsed for _, elapsed in answers) < 3.0
     slack.wait_for(lambda: len(slack.messages(CHANNEL)) == 100, timeout=60)
+
+
+def test_a_client_that_keeps_its_connection_open_does_not_hold_up_others(
+    http_bot: tuple[str, subprocess.Popen[str]],
+) -> None:
+    """After a `Connection: close` answer, gunicorn waits for the client to hang up. A client
+    that does not must only tie up its own connection: another request is still answered
+    (gunicorn 27's own worker held everyone for up to 2 s; see bot.server._Worker)."""
+    base, _ = http_bot
+    port = int(base.rsplit(":", 1)[1])
+    request = b"GET /healthz HTTP/1.1\r\nHost: bot\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as lingering:
+        lingering.sendall(request)
+        first = b""
+        while b'"ok"' not in first:
+            chunk = lingering.recv(65536)
+            assert chunk, "the first request got no answer"
+            first += chunk
+        assert first.startswith(b"HTTP/1.1 200")
+        # The lingering client keeps its end open; give the server time to start waiting on
+        # it. Another client must then get its answer well inside gunicorn's 2 s linger (it
+        # takes milliseconds when nothing holds it up).
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as other:
+            other.sendall(request)
+            second = other.recv(65536)
+        assert second.startswith(b"HTTP/1.1 200")
+        # The lingering connection was still open all along: the server half-closed it and
+        # waits for us, which is what would have held up everyone else.
+        assert lingering.recv(65536) == b""
