@@ -1,7 +1,9 @@
 """drop-caller: read the configuration, build the parts, start the chosen transport.
 
-Heavy modules (Bolt, SQLAlchemy, the Genesys SDK) are imported where they are used: in HTTP
-mode that is gunicorn's worker, so its master process stays small and starts fast.
+Heavy modules are imported where they are used. In HTTP mode, gunicorn's master imports the
+Slack side (Bolt, SQLAlchemy) before it opens the port, so the worker it forks can answer the
+first request at once; the Genesys SDK is loaded in the background in the worker, off the path
+to readiness.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.mode == "http":
         from bot.server import serve_http
 
+        prepare_http(settings)
         serve_http(lambda: build_bot(settings), host="0.0.0.0", port=settings.port)  # noqa: S104
         return 0
 
@@ -117,6 +120,20 @@ def build_parts(settings: Settings) -> tuple[RequestStore, DeferredGenesysCalls]
         )
 
     return RequestStore.from_url(settings.database_url), DeferredGenesysCalls(genesys_client)
+
+
+def prepare_http(settings: Settings) -> None:
+    """What gunicorn's master does before it opens the port and forks the worker.
+
+    The worker inherits these modules, so building the bot after the fork takes milliseconds
+    and a command that arrives as the port opens is answered at once, not after the worker
+    has spent half a second importing. A new database gets its schema here, once; a database
+    that does not answer is left to the worker, which keeps trying.
+    """
+    import bot.app_factory  # noqa: F401 - imported for the worker to inherit
+    from bot.store import RequestStore
+
+    RequestStore.from_url(settings.database_url).close()
 
 
 def build_bot(settings: Settings) -> Bot:

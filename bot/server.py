@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 import signal
-import socketserver
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
@@ -16,6 +14,8 @@ from gunicorn.workers.gthread import ThreadWorker
 from bot.web import WsgiApp, health_only_app
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from bot.app_factory import Bot
 
 logger = logging.getLogger(__name__)
@@ -147,19 +147,21 @@ def serve_socket_mode(bot: Bot, app_token: str, *, health_port: int | None = Non
         health_server.shutdown()
 
 
-class _QuietThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """No access log for health checks."""
-
-
 def _serve_health(bot: Bot, port: int | None) -> WSGIServer | None:
     """In Socket Mode, `GET /healthz` on `port` reports the live Slack connection too."""
     if port is None:
         return None
+    # Imported here: HTTP mode never needs them, and they cost its start about 50 ms.
+    import socketserver
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class _QuietThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class _QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            """No access log for health checks."""
+
     try:
         server = make_server(
             "0.0.0.0",  # noqa: S104 - a health check is asked from outside the host

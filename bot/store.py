@@ -234,6 +234,10 @@ class RequestStore:
             logger.error("%s The bot starts anyway and keeps trying.", exc)
         return store
 
+    def close(self) -> None:
+        """Close the pooled connections (before a fork, or when done with the store)."""
+        self._engine.dispose()
+
     @property
     def dialect(self) -> str:
         """`sqlite` or `postgresql`."""

@@ -11,10 +11,15 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from genesys.client import GenesysCalls
 from genesys.errors import GenesysUnavailable
 from genesys.models import CallMatch, DisconnectResult, LiveCall
+
+if TYPE_CHECKING:
+    # Not imported here: importing it loads the SDK, which is what `build` does in the
+    # background.
+    from genesys.client import GenesysCalls
 
 logger = logging.getLogger(__name__)
 

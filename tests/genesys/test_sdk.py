@@ -51,3 +51,35 @@ def test_the_sdk_loads_only_what_the_bot_uses(tmp_path: Path) -> None:
     assert report["state"] == "connected"
     assert report["connected"] == "2026-03-02T14:58:54.319000+00:00"
     assert report["is_model"] is True
+
+
+READY_PROBE = """
+import json, sys
+import app
+import bot.app_factory
+from genesys.deferred import DeferredGenesysCalls
+release = __import__("threading").Event()
+calls = DeferredGenesysCalls(lambda: release.wait(30) and None)
+from genesys.sdk import PACKAGE, _LazyPackage
+loaded = [
+    k for k, m in sys.modules.items() if k.startswith(PACKAGE) and not isinstance(m, _LazyPackage)
+]
+print(json.dumps(sorted(loaded)))
+release.set()
+"""
+
+
+def test_the_slack_side_is_ready_without_loading_any_sdk_module(tmp_path: Path) -> None:
+    """What the worker imports before it serves (app, the Bolt app, the deferred Genesys
+    client) loads no SDK module (genesys.sdk's lazy stand-ins for the package aside): the
+    SDK is loaded only by the background build."""
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", READY_PROBE],
+        cwd=ROOT,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(result.stdout) == []
