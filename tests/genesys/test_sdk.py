@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,16 +36,7 @@ print(json.dumps({
 def test_the_sdk_loads_only_what_the_bot_uses(tmp_path: Path) -> None:
     """Building the client imports a few hundred SDK modules, not its ~6,800, and the SDK's
     own classes, deserialisation and package exports work as before."""
-    result = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", PROBE],
-        cwd=ROOT,
-        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    report = json.loads(result.stdout)
+    report = _run_probe(PROBE, tmp_path)
 
     assert report["sdk_modules"] < 600, report
     assert report["region"] == "https://api.mypurecloud.com"
@@ -73,13 +65,18 @@ def test_the_slack_side_is_ready_without_loading_any_sdk_module(tmp_path: Path) 
     """What the worker imports before it serves (app, the Bolt app, the deferred Genesys
     client) loads no SDK module (genesys.sdk's lazy stand-ins for the package aside): the
     SDK is loaded only by the background build."""
+    assert _run_probe(READY_PROBE, tmp_path) == []
+
+
+def _run_probe(code: str, home: Path) -> Any:
+    """Run `code` in a fresh interpreter with a bare environment; its JSON output."""
     result = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", READY_PROBE],
+        [sys.executable, "-c", code],
         cwd=ROOT,
-        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    assert json.loads(result.stdout) == []
+    return json.loads(result.stdout)
