@@ -7,12 +7,17 @@ formatting is left to `phonenumbers`; this module only peels off the URI syntax.
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 _TEL_SCHEME = "tel:"
 _SIP_SCHEMES = ("sip:", "sips:")
 
 
+# Every read of a call parses each participant's addresses again (about 13 parses a
+# command); the same few addresses come back each time, so the answers are kept.
+@functools.lru_cache(maxsize=4096)
 def number_in_address(address: str | None) -> str | None:
     """Return the E.164 number an address carries, or None when it carries none.
 

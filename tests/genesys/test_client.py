@@ -821,6 +821,57 @@ def test_analytics_answer_of_the_wrong_shape_is_unavailable(
         calls.find_active_calls(NUMBER)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "c-1", "participants": "none"},
+        {"id": 7, "participants": []},
+        {"id": "c-1", "participants": [5]},
+        {"id": "c-1", "participants": [{"purpose": "customer"}]},
+        [],
+    ],
+)
+def test_live_call_answer_of_the_wrong_shape_is_unavailable(
+    genesys: FakeGenesys, clock: FakeClock, body: Any
+) -> None:
+    """A live-call answer of the wrong shape gives GenesysUnavailable: nothing is dropped."""
+    cid = genesys.add_inbound_call(NUMBER)
+    customer = genesys.participant_id(cid, "customer")
+    genesys.inject("GET", CALL, status=200, json_body=body, times=5)
+    calls = make_calls(genesys.base_url, clock)
+
+    with pytest.raises(GenesysUnavailable, match="could not read"):
+        calls.disconnect_participant(cid, customer, NUMBER)
+    assert genesys.patches() == []
+
+
+def test_live_call_fields_are_read_from_the_json(genesys: FakeGenesys, clock: FakeClock) -> None:
+    """The call is read from Genesys's JSON as sent: the connected time (with its "Z"), the
+    caller's own numbers, and states and purposes whatever their case."""
+    customer = {
+        "purpose": "Customer",
+        "state": "CONNECTED",
+        "direction": "inbound",
+        "name": "Pat Caller",
+        "address": f"tel:{NUMBER}",
+        "ani": f"tel:{NUMBER}",
+        "dnis": ORG_NUMBER,
+        "connectedTime": "2026-03-02T14:58:54.319Z",
+    }
+    agent = {"purpose": "agent", "state": "connected", "direction": "inbound"}
+    cid = genesys.add_call([customer, agent], analytics_names={})
+    calls = make_calls(genesys.base_url, clock)
+
+    live = calls.get_live_call(cid)
+
+    party = live.party(genesys.participant_id(cid, "Customer"))
+    assert party is not None
+    assert (party.purpose, party.state, party.name) == ("customer", "connected", "Pat Caller")
+    assert party.numbers == frozenset({NUMBER})  # the dialled number is not the caller's
+    assert party.connected_at == datetime(2026, 3, 2, 14, 58, 54, 319000, tzinfo=UTC)
+    assert party.is_droppable_for(NUMBER)
+
+
 # The fake always JSON-encodes its body, but a JSON string decodes to the same `str` the SDK
 # keeps when a body is not JSON at all (its deserialiser falls back to the raw text), so
 # these stand for an HTML page from a proxy or an error page answered with 200.
