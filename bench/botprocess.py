@@ -128,7 +128,7 @@ class BotProcess:
 
     def start(self) -> float:
         """Start the process; returns `time.perf_counter()` taken just before it was spawned."""
-        self._log = self.log_path.open("wb")
+        self._log = self.log_path.open("ab")  # a restart adds to the same log
         started = time.perf_counter()
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
             [sys.executable, str(APP), "--http"],

@@ -1,37 +1,18 @@
-"""A lean sender for signed Slack requests, for timing many acknowledgements at once.
+"""Signed Slack requests built beforehand, for timing many acknowledgements at once.
 
 SlackRequester builds an opener and signs the body when it sends, all in Python on the
-sending thread; with 100 threads released together that client-side work queues on this
-process's GIL and lands in the measured times. Here the request is built and signed
-beforehand (by SlackRequester's own code, so the fields and headers are the same), and the
-timed part is only connect, send and read.
+sending thread; with 100 threads released together that client-side work would queue on one
+GIL and land in the measured times. Here the request is built and signed beforehand (by
+SlackRequester's own code, so the fields and headers are the same) and sent by bench/burst.py.
 """
 
 from __future__ import annotations
 
-import socket
 import time
-from dataclasses import dataclass
 
+from bench.burst import Prepared
 from tests.fakes.slack_requests import SlackRequester, SlackResponse
 from tests.harness import SIGNING_SECRET
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A complete HTTP request, ready to send."""
-
-    host: str
-    port: int
-    data: bytes
-
-
-@dataclass(frozen=True)
-class Answer:
-    """Status and time from the start of connect to the last byte of the answer."""
-
-    status: int
-    elapsed: float
 
 
 class _Capture(SlackRequester):
@@ -73,31 +54,3 @@ def prepare_command(
     capture.command(text, user_id=user_id, channel_id=channel_id, response_url=response_url)
     assert capture.captured is not None
     return capture.captured
-
-
-def send(request: Prepared, timeout: float = 30.0) -> Answer:
-    """Send a prepared request; time it up to the last byte of the answer's body."""
-    started = time.perf_counter()
-    with socket.create_connection((request.host, request.port), timeout=timeout) as conn:
-        conn.sendall(request.data)
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            received += chunk
-        head, _, body = received.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value.strip())
-        while len(body) < length:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-    elapsed = time.perf_counter() - started
-    status = int(lines[0].split()[1]) if lines and len(lines[0].split()) > 1 else 0
-    return Answer(status, elapsed)
