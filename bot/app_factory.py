@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from slack_bolt import App, BoltResponse, Respond
@@ -44,14 +45,40 @@ class Bot:
     executor: ThreadPoolExecutor
     signing_secret: str
 
-    def start_background(self) -> None:
-        """Learn who the bot is, read supervisor groups, start sweeping."""
-        self.identity.start()
-        self.supervisors.start()
-        self.sweeper.start()
+    _starter: threading.Timer | None = field(default=None, init=False, repr=False)
+    _background_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _stopped: bool = field(default=False, init=False)
+
+    def start_background(self, *, after: float = 0.0) -> None:
+        """Learn who the bot is, read supervisor groups, start sweeping: now, or `after`
+        seconds from now.
+
+        Those first steps (auth.test, a sweep of the database) take CPU, and Python runs one
+        thread at a time: a new process that waits a moment answers a Slack request that
+        arrives as it starts without sharing the CPU with them. No request needs them.
+        """
+        if after <= 0:
+            self._start_now()
+            return
+        self._starter = threading.Timer(after, self._start_now)
+        self._starter.name = "background-start"
+        self._starter.daemon = True
+        self._starter.start()
+
+    def _start_now(self) -> None:
+        with self._background_lock:
+            if self._stopped:
+                return
+            self.identity.start()
+            self.supervisors.start()
+            self.sweeper.start()
 
     def stop_background(self) -> None:
-        """Stop the background threads."""
+        """Stop the background threads (or keep them from starting)."""
+        with self._background_lock:
+            self._stopped = True
+            if self._starter is not None:
+                self._starter.cancel()
         self.sweeper.stop()
         self.supervisors.stop()
         self.identity.stop()

@@ -25,11 +25,22 @@ logger = logging.getLogger(__name__)
 
 
 class DeferredGenesysCalls:
-    """`GenesysCalls`, built by `build` in a background thread started at construction."""
+    """`GenesysCalls`, built by `build` in a background thread started at construction.
 
-    def __init__(self, build: Callable[[], GenesysCalls], *, wait: float = 30.0) -> None:
+    The build begins as soon as a call needs the client, or `start_after` seconds after
+    construction, whichever comes first. Loading the SDK is a few hundred milliseconds of
+    CPU, and Python runs one thread at a time: started at once, it would slow down the
+    answer to a Slack request that arrives as the bot starts. With a short `start_after`
+    that answer goes first, and the look-up it queues starts the build straight away.
+    """
+
+    def __init__(
+        self, build: Callable[[], GenesysCalls], *, wait: float = 30.0, start_after: float = 0.0
+    ) -> None:
         self._build = build
         self._wait = wait
+        self._start_after = start_after
+        self._needed = threading.Event()
         self._ready = threading.Event()
         self._calls: GenesysCalls | None = None
         self._error: BaseException | None = None
@@ -57,6 +68,7 @@ class DeferredGenesysCalls:
         )
 
     def _construct(self) -> None:
+        self._needed.wait(self._start_after)
         try:
             self._calls = self._build()
         except Exception as exc:
@@ -66,6 +78,7 @@ class DeferredGenesysCalls:
             self._ready.set()
 
     def _client(self) -> GenesysCalls:
+        self._needed.set()
         if not self._ready.wait(self._wait) or self._calls is None:
             raise GenesysUnavailable(
                 "The bot's Genesys client is not ready (it could not start); "
