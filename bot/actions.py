@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -77,7 +78,11 @@ def _queue(
         job, on_error=lambda _: _tell(services, body, respond, INTERNAL_ERROR)
     )
     if not queued:
-        _tell(services, body, respond, BUSY)
+        # A click's answer carries no text, so this goes through response_url: from a
+        # thread of its own, not before the answer, which would wait for Slack's round trip.
+        threading.Thread(
+            target=_tell, args=(services, body, respond, BUSY), name="busy-note", daemon=True
+        ).start()
 
 
 def handle_disconnect_click(

@@ -76,12 +76,13 @@ def handle_drop_command(
         return
     if text.lower() == "status":
         # The database check can take seconds while it is down: answer after the ack.
-        ack(":stethoscope: Checking the bot's health…")
-
         def report_status() -> None:
             services.publisher.notify(user_id, channel_id, services.health.summary(), respond)
 
-        services.work.submit(report_status, on_error=lambda _: None)
+        if services.work.submit(report_status, on_error=lambda _: None):
+            ack(":stethoscope: Checking the bot's health…")
+        else:
+            ack(BUSY)
         return
     emergency = services.policy.emergency_refusal(text)
     if emergency:
@@ -98,19 +99,20 @@ def handle_drop_command(
         logger.info("Refused to drop protected number %s", mask_number(number))
         ack(protected)
         return
-    shown_number = escape(display_number(number))
-    ack(f":mag: Looking for a live call with {shown_number}…")
-    logger.info("%s asked to drop %s in %s", user_id, mask_number(number), channel_id)
 
     def tell(text: str) -> None:
         services.publisher.notify(user_id, channel_id, text, respond)
 
+    # Queued before answering, so that a full queue is said in the answer itself: telling
+    # through response_url here would hold the answer up for a round trip to Slack.
     queued = services.work.submit(
         lambda: look_up_and_post(number, command, respond, client, services),
         on_error=lambda _: tell(INTERNAL_ERROR),
     )
     if not queued:
-        tell(BUSY)
+        ack(BUSY)
+        return
+    ack(f":mag: Looking for a live call with {escape(display_number(number))}…")
 
 
 def look_up_and_post(
@@ -123,6 +125,8 @@ def look_up_and_post(
     """After the ack: find the calls, record the request, post the card."""
     user_id = command.get("user_id", "")
     channel_id = command.get("channel_id", "")
+    # Logged here rather than before the ack: the answer to Slack carries no log write.
+    logger.info("%s asked to drop %s in %s", user_id, mask_number(number), channel_id)
     shown_number = escape(display_number(number))
 
     def tell(text: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.work import WorkQueue
 from tests.fakes.genesys import FakeGenesys
 from tests.fakes.slack import FakeSlack
 from tests.harness import (
@@ -685,3 +686,59 @@ def test_card_posting_failing_for_good_is_said(bot: BotHarness) -> None:
         lambda: any("Could not post the confirmation card" in t for t in bot.ephemeral_texts())
     )
     assert bot.genesys.patches() == []
+
+
+def test_a_full_work_queue_is_said_in_the_answer_itself(bot: BotHarness) -> None:
+    """With the work queue full, /drop-caller is answered at once with a sentence saying so
+    (not through response_url, which would hold the answer up), and nothing is looked up."""
+    release = threading.Event()
+    work = bot.bot.services.work
+    try:
+        _fill(work, release)
+        bot.genesys.add_inbound_call(NUMBER)
+        requests_before = len(bot.genesys.requests)
+
+        answer = bot.command(NUMBER)
+        status = bot.command("status")
+
+        assert answer.status == 200
+        assert "too many requests" in answer.body
+        assert "too many requests" in status.body
+        assert len(bot.genesys.requests) == requests_before
+        assert bot.slack.response_posts == []
+    finally:
+        release.set()
+    assert work.drain(10)
+
+
+def test_a_click_with_the_work_queue_full_is_told_and_nothing_is_dropped(bot: BotHarness) -> None:
+    """A click that finds the work queue full is answered at once; the supervisor is told
+    through response_url, and the caller stays on the call."""
+    bot.genesys.add_inbound_call(NUMBER)
+    bot.command(NUMBER)
+    card = bot.wait_for_card()
+    release = threading.Event()
+    work = bot.bot.services.work
+    try:
+        _fill(work, release)
+
+        click = bot.click(card, DISCONNECT)
+
+        assert click.status == 200
+        bot.slack.wait_for(
+            lambda: any("too many requests" in t for t in bot.ephemeral_texts()), timeout=5
+        )
+        assert bot.genesys.patches() == []
+    finally:
+        release.set()
+    assert work.drain(10)
+
+
+def _fill(work: WorkQueue, release: threading.Event) -> None:
+    """Queue jobs that wait for `release` until the queue refuses one."""
+
+    def wait() -> None:
+        release.wait(30)
+
+    while work.submit(wait, on_error=lambda _: None):
+        pass
