@@ -50,13 +50,16 @@ class Bot:
     _stopped: bool = field(default=False, init=False)
 
     def start_background(self, *, after: float = 0.0) -> None:
-        """Learn who the bot is, read supervisor groups, start sweeping: now, or `after`
-        seconds from now.
+        """Read the supervisor groups now; learn who the bot is and start sweeping now, or
+        `after` seconds from now.
 
-        Those first steps (auth.test, a sweep of the database) take CPU, and Python runs one
-        thread at a time: a new process that waits a moment answers a Slack request that
-        arrives as it starts without sharing the CPU with them. No request needs them.
+        Those two (auth.test, a sweep of the database) take CPU, and Python runs one thread
+        at a time: a new process that waits a moment answers a Slack request that arrives as
+        it starts without sharing the CPU with them, and no request needs them. The groups
+        are read at once: a supervisor listed only through a group must be recognised from
+        the first request on.
         """
+        self.supervisors.start()
         if after <= 0:
             self._start_now()
             return
@@ -66,11 +69,11 @@ class Bot:
         self._starter.start()
 
     def _start_now(self) -> None:
+        # Both only start a thread, so stop_background never waits long for this lock.
         with self._background_lock:
             if self._stopped:
                 return
             self.identity.start()
-            self.supervisors.start()
             self.sweeper.start()
 
     def stop_background(self) -> None:

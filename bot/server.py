@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
@@ -34,8 +35,9 @@ class _Worker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
     its end open after reading the answer therefore stalls every other request for up to
     2 s (seen with gunicorn 27.0.1: a /healthz waited 1,957 ms behind such a client, 3 ms
     without it). Here the same graceful close runs on the pool thread that served the
-    request, so only that thread waits; the main thread's later close finds the socket
-    already closed and does nothing.
+    request, so only that thread waits; the main thread then only counts the connection as
+    gone (`finish_request`), which keeps gunicorn's count of open connections right: its
+    graceful stop waits on that count for the requests still in flight.
     """
 
     def handle(self, conn: Any) -> Any:
@@ -43,6 +45,14 @@ class _Worker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
         if keep_alive is False:
             conn.close(graceful=True)
         return keep_alive
+
+    def finish_request(self, conn: Any, fs: Future[Any]) -> None:
+        if not fs.cancelled() and fs.exception() is None and fs.result() is False:
+            # Closed by `handle`, on the pool thread; closing it again would fail and make
+            # gunicorn count the connection twice.
+            self.nr_conns -= 1
+            return
+        super().finish_request(conn, fs)
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,15 @@ import pytest
 from tests.fakes.genesys import FakeGenesys
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_requests import SlackRequester
-from tests.harness import CHANNEL, NUMBER, SIGNING_SECRET, bot_environment, card_text, find_button
+from tests.harness import (
+    CHANNEL,
+    NUMBER,
+    SIGNING_SECRET,
+    SUPERVISOR,
+    bot_environment,
+    card_text,
+    find_button,
+)
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -253,3 +262,56 @@ def test_a_client_that_keeps_its_connection_open_does_not_hold_up_others(
         # The lingering connection was still open all along: the server half-closed it and
         # waits for us, which is what would have held up everyone else.
         assert lingering.recv(65536) == b""
+
+
+def test_a_stopping_bot_finishes_the_command_it_is_reading(
+    http_bot: tuple[str, subprocess.Popen[str]], genesys: FakeGenesys, slack: FakeSlack
+) -> None:
+    """SIGTERM while a command is still arriving: the worker waits for it, answers it, and
+    finishes the look-up it queued (the card is posted) before it exits.
+
+    gunicorn's graceful stop waits while its count of open connections is above zero, and
+    only then runs the exit hook that drains the work queue. The connections closed before
+    (here three health checks) must each be counted out once, or the count goes negative,
+    the hook runs while the command is still being read, and its look-up is lost (see
+    bot.server._Worker).
+    """
+    base, process = http_bot
+    port = int(base.rsplit(":", 1)[1])
+    genesys.add_inbound_call(NUMBER)
+    for _ in range(3):
+        assert _get(f"{base}/healthz")[0] == 200
+    requester = SlackRequester(f"{base}/slack/events", SIGNING_SECRET)
+    body = urllib.parse.urlencode(
+        {
+            "team_id": "T0001",
+            "channel_id": CHANNEL,
+            "user_id": SUPERVISOR,
+            "command": "/drop-caller",
+            "text": NUMBER,
+            "api_app_id": "A0001",
+            "response_url": slack.new_response_url(channel=CHANNEL),
+        }
+    ).encode()
+    timestamp = int(time.time())
+    head = (
+        "POST /slack/events HTTP/1.1\r\nHost: bot\r\nConnection: close\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"X-Slack-Request-Timestamp: {timestamp}\r\n"
+        f"X-Slack-Signature: {requester.sign(body, timestamp)}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+        slow.sendall(head + body[:10])
+        time.sleep(0.5)  # the worker is now reading the rest of the body
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        slow.sendall(body[10:])
+        answer = b""
+        while chunk := slow.recv(65536):
+            answer += chunk
+
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert "Looking for a live call" in answer.decode()
+    assert process.wait(timeout=35) == 0
+    assert slack.messages(CHANNEL), "the command's look-up was dropped at the stop"

@@ -9,14 +9,20 @@ from pathlib import Path
 from bot.app_factory import Bot, create_bot
 from bot.settings import load_settings
 from bot.store import RequestStore
+from bot.supervisors import Membership
 from genesys.client import GenesysCalls, GenesysConfig
 from tests.fakes.genesys import FakeGenesys
 from tests.fakes.slack import FakeSlack
 from tests.harness import bot_environment
 
 
-def _bot(genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path) -> Bot:
-    settings = load_settings(bot_environment(genesys, slack, tmp_path))
+def _bot(
+    genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path, supervisors: str | None = None
+) -> Bot:
+    environ = bot_environment(genesys, slack, tmp_path)
+    if supervisors is not None:
+        environ["DROP_CALLER_SUPERVISORS"] = supervisors
+    settings = load_settings(environ)
     calls = GenesysCalls(
         GenesysConfig(
             api_host=settings.genesys_api_host,
@@ -30,10 +36,12 @@ def _bot(genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path) -> Bot:
 def test_background_work_starts_after_the_delay(
     genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path
 ) -> None:
-    """auth.test (the first background step) reaches Slack once the delay has passed."""
+    """auth.test (the first background step) reaches Slack once the delay has passed, and
+    not before."""
     bot = _bot(genesys, slack, tmp_path)
     try:
-        bot.start_background(after=0.05)
+        bot.start_background(after=0.5)
+        assert slack.calls_to("auth.test") == []
         slack.wait_for(lambda: bot.identity.team_id is not None, timeout=5.0)
         assert len(slack.calls_to("auth.test")) == 1
     finally:
@@ -56,3 +64,18 @@ def test_stopping_before_the_delay_keeps_background_work_from_starting(
 
     assert slack.calls_to("auth.test") == []
     assert bot.identity.team_id is None
+
+
+def test_supervisor_groups_are_read_before_start_background_returns(
+    genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Whatever the delay, a supervisor listed only through a user group is known from the
+    first request on: the groups are read at once."""
+    slack.usergroups["S0SUPERS"] = ["UGROUPSUP"]
+    bot = _bot(genesys, slack, tmp_path, supervisors="S0SUPERS")
+    try:
+        bot.start_background(after=30.0)
+        assert len(slack.calls_to("usergroups.users.list")) == 1
+        assert bot.supervisors.membership("UGROUPSUP") is Membership.YES
+    finally:
+        bot.stop_background()
