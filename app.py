@@ -67,7 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.server import serve_http
 
         prepare_http(settings)
-        serve_http(lambda: build_bot(settings), host="0.0.0.0", port=settings.port)  # noqa: S104
+        # The master has prepared the schema, or found the database unreachable: either way
+        # the worker does not wait for the database before it serves (its store tries again
+        # on first use), so Slack's requests are answered even while the database is down.
+        serve_http(
+            lambda: build_bot(settings, prepare_schema=False),
+            host="0.0.0.0",  # noqa: S104
+            port=settings.port,
+        )
         return 0
 
     from bot.server import AppTokenRejected, serve_socket_mode
@@ -106,8 +113,14 @@ def audit(argv: Sequence[str]) -> int:
     return 0
 
 
-def build_parts(settings: Settings) -> tuple[RequestStore, DeferredGenesysCalls]:
-    """The request store, and the Genesys client (built in the background)."""
+def build_parts(
+    settings: Settings, *, prepare_schema: bool = True
+) -> tuple[RequestStore, DeferredGenesysCalls]:
+    """The request store, and the Genesys client (built in the background).
+
+    With `prepare_schema`, the store checks (or makes) the schema now, waiting for the
+    database; without, on its first use.
+    """
     from bot.store import RequestStore
     from genesys.deferred import DeferredGenesysCalls
 
@@ -125,7 +138,7 @@ def build_parts(settings: Settings) -> tuple[RequestStore, DeferredGenesysCalls]
         )
 
     calls = DeferredGenesysCalls(genesys_client, start_after=SETTLE_SECONDS)
-    return RequestStore.from_url(settings.database_url), calls
+    return RequestStore.from_url(settings.database_url, prepare=prepare_schema), calls
 
 
 def prepare_http(settings: Settings) -> None:
@@ -142,11 +155,11 @@ def prepare_http(settings: Settings) -> None:
     RequestStore.from_url(settings.database_url).close()
 
 
-def build_bot(settings: Settings) -> Bot:
-    """The bot, with its background work started."""
+def build_bot(settings: Settings, *, prepare_schema: bool = True) -> Bot:
+    """The bot, with its background work started (see `build_parts` for `prepare_schema`)."""
     from bot.app_factory import create_bot
 
-    store, calls = build_parts(settings)
+    store, calls = build_parts(settings, prepare_schema=prepare_schema)
     bot = create_bot(settings, calls, store)
     bot.start_background(after=SETTLE_SECONDS)
     return bot

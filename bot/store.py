@@ -221,17 +221,21 @@ class RequestStore:
         return self._clock().astimezone(UTC)
 
     @classmethod
-    def from_url(cls, url: str, *, now: Callable[[], datetime] | None = None) -> RequestStore:
+    def from_url(
+        cls, url: str, *, now: Callable[[], datetime] | None = None, prepare: bool = True
+    ) -> RequestStore:
         """A store for a `sqlite:///…` or `postgresql://…` URL.
 
-        The schema is prepared at once if the database answers; if it does not, the store is
-        returned anyway and tries again on each use (`StoreUnavailable` until it succeeds).
+        With `prepare`, the schema is prepared at once if the database answers; if it does
+        not, the store is returned anyway. Either way the store prepares the schema on its
+        first use if that has not been done (`StoreUnavailable` until it succeeds).
         """
         store = cls(create_engine(url), now=now)
-        try:
-            store.ensure_schema()
-        except StoreUnavailable as exc:
-            logger.error("%s The bot starts anyway and keeps trying.", exc)
+        if prepare:
+            try:
+                store.ensure_schema()
+            except StoreUnavailable as exc:
+                logger.error("%s The bot starts anyway and keeps trying.", exc)
         return store
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -315,3 +316,88 @@ def test_a_stopping_bot_finishes_the_command_it_is_reading(
     assert "Looking for a live call" in answer.decode()
     assert process.wait(timeout=35) == 0
     assert slack.messages(CHANNEL), "the command's look-up was dropped at the stop"
+
+
+@pytest.fixture
+def unanswering_database() -> Iterator[str]:
+    """A PostgreSQL URL whose server, on loopback, accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"postgresql://drop:caller@127.0.0.1:{listener.getsockname()[1]}/bot"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+def test_a_command_is_answered_at_once_while_the_database_does_not_answer(
+    tmp_path: Path, genesys: FakeGenesys, slack: FakeSlack, unanswering_database: str
+) -> None:
+    """A database that hangs at start delays opening the port (the master tries the schema
+    once, for its 3 s connect timeout) but not the answers: the worker does not wait for the
+    database again, and says so when a request needs it."""
+    port = _free_port()
+    env = (
+        _base_env(tmp_path)
+        | bot_environment(genesys, slack, tmp_path)
+        | {"PORT": str(port), "DATABASE_URL": unanswering_database}
+    )
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [sys.executable, str(APP), "--http"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, process.communicate()[0]
+                assert time.monotonic() < deadline, "the port never opened"
+                time.sleep(0.05)
+        genesys.add_inbound_call(NUMBER)
+        requester = SlackRequester(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET)
+
+        answer = requester.command(NUMBER, response_url=slack.new_response_url(channel=CHANNEL))
+
+        assert answer.status == 200
+        # Milliseconds when the worker does not wait for the database; its connect timeout
+        # (3 s, from the port opening) when it does, which is Slack's whole limit.
+        assert answer.elapsed < 1.5
+        told = slack.wait_for(
+            lambda: [t for t in _told(slack) if "database is unavailable" in t], timeout=30
+        )
+        assert told
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=35)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _told(slack: FakeSlack) -> list[str]:
+    return [str(post.body.get("text", "")) for post in slack.response_posts]
