@@ -141,14 +141,7 @@ def http_bot(
         # Load tests here are about HTTP, not about pacing under Genesys' rate limit.
         | {"PORT": str(port), "GENESYS_REQUESTS_PER_MINUTE": "100000"}
     )
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-        [sys.executable, str(APP), "--http"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = _spawn_http(tmp_path, env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -163,13 +156,30 @@ def http_bot(
     try:
         yield base, process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=35)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop(process)
+
+
+def _spawn_http(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`python app.py --http` in `tmp_path` with exactly `env`."""
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [sys.executable, str(APP), "--http"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """SIGTERM, and a kill if it has not ended 35 s later."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=35)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def test_http_mode_serves_the_whole_flow(
@@ -359,14 +369,7 @@ def test_a_command_is_answered_at_once_while_the_database_does_not_answer(
         | bot_environment(genesys, slack, tmp_path)
         | {"PORT": str(port), "DATABASE_URL": unanswering_database}
     )
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-        [sys.executable, str(APP), "--http"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = _spawn_http(tmp_path, env)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -391,12 +394,7 @@ def test_a_command_is_answered_at_once_while_the_database_does_not_answer(
         )
         assert told
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=35)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
 
 
 def _told(slack: FakeSlack) -> list[str]:
