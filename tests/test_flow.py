@@ -742,3 +742,25 @@ def _fill(work: WorkQueue, release: threading.Event) -> None:
 
     while work.submit(wait, on_error=lambda _: None):
         pass
+
+
+def test_the_word_payload_in_a_command_does_not_break_it(bot: BotHarness) -> None:
+    """Bolt reads a form body that contains the word "payload" anywhere as a click with no
+    payload, and answers 404. A command typed as `/drop-caller payload`, or sent from a
+    channel whose name has the word in it, is answered like any other."""
+    bot.genesys.add_inbound_call(NUMBER)
+
+    typed = bot.requester.command(
+        "payload", response_url=bot.slack.new_response_url(channel=CHANNEL)
+    )
+    from_channel = bot.requester.command(
+        NUMBER,
+        channel_name="payload-desk",
+        response_url=bot.slack.new_response_url(channel=CHANNEL),
+    )
+
+    assert typed.status == 200
+    assert "I read `payload`" in typed.body
+    assert from_channel.status == 200
+    assert "Looking for a live call" in from_channel.body
+    assert bot.wait_for_card()

@@ -343,6 +343,7 @@ MARKUP = [
 @example(text="\U0001f4de +1 555 123 4567")
 @example(text="\x1b[31m+15551234567")
 @example(text="\r\n\t")
+@example(text="payload")  # Bolt took any form body containing the word for a click
 def test_arbitrary_unicode_command_text(world: World, text: str) -> None:
     """Any unicode (control characters, RTL marks, emoji, NUL) is answered at once and safely."""
     event(run_command(world.bot, text))
