@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from bot.server import serve_http
+from bot.work import Foreground
 
 if TYPE_CHECKING:
     from bot.app_factory import Bot
@@ -32,6 +33,7 @@ class _Bare:
     """What serve_http needs of a Bot: its WSGI app, and nothing to stop."""
 
     wsgi = staticmethod(answer_at_once)
+    foreground = Foreground()
 
     def stop_background(self) -> None:
         """Nothing runs in the background."""

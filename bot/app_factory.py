@@ -26,7 +26,7 @@ from bot.store import RequestStore
 from bot.supervisors import SupervisorDirectory
 from bot.sweeper import Sweeper
 from bot.web import WsgiApp, wsgi_app
-from bot.work import WorkQueue
+from bot.work import Foreground, WorkQueue
 
 # Each listener holds a thread while it waits on Genesys; Bolt's default of 5 lets five slow
 # lookups starve the sixth command's acknowledgement.
@@ -85,6 +85,11 @@ class Bot:
         self.sweeper.stop()
         self.supervisors.stop()
         self.identity.stop()
+
+    @property
+    def foreground(self) -> Foreground:
+        """Requests being answered now; the HTTP server counts them, the work waits on them."""
+        return self.services.work.foreground
 
     @functools.cached_property
     def wsgi(self) -> WsgiApp:

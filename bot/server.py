@@ -13,6 +13,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
 from bot.web import WsgiApp, health_only_app
+from bot.work import Foreground
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -38,10 +39,30 @@ class _Worker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
     request, so only that thread waits; the main thread then only counts the connection as
     gone (`finish_request`), which keeps gunicorn's count of open connections right: its
     graceful stop waits on that count for the requests still in flight.
+
+    It also counts the requests being answered for the bot's work queue (`Foreground`): from
+    the moment a connection is handed to a thread until its answer is written.
     """
 
+    _foreground = Foreground()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self._foreground = self.app.foreground()
+
+    def enqueue_req(self, conn: Any) -> None:
+        self._foreground.begin()
+        try:
+            super().enqueue_req(conn)
+        except BaseException:
+            self._foreground.end()
+            raise
+
     def handle(self, conn: Any) -> Any:
-        keep_alive = super().handle(conn)
+        try:
+            keep_alive = super().handle(conn)
+        finally:
+            self._foreground.end()
         if keep_alive is False:
             conn.close(graceful=True)
         return keep_alive
@@ -73,6 +94,11 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
         # Runs in the worker process, after the fork: build everything there.
         self._bot = self._build()
         return self._bot.wsgi
+
+    def foreground(self) -> Foreground:
+        """The bot's count of requests being answered (the worker keeps it)."""
+        assert self._bot is not None, "load() builds the bot first"
+        return self._bot.foreground
 
     def _worker_exit(self, server: Any, worker: Any) -> None:
         """On SIGTERM: requests are answered; now let accepted work (a drop) finish."""

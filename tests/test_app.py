@@ -328,6 +328,45 @@ def test_a_stopping_bot_finishes_the_command_it_is_reading(
     assert slack.messages(CHANNEL), "the command's look-up was dropped at the stop"
 
 
+def test_a_look_up_waits_while_another_request_is_still_being_answered(
+    http_bot: tuple[str, subprocess.Popen[str]], slack: FakeSlack
+) -> None:
+    """A job starts once no request is being answered, at most 0.25 s late (bot.work).
+
+    The server counts a request from the moment a thread takes its connection until its
+    answer is written. A client still sending its request holds a look-up queued meanwhile
+    back for those 0.25 s; once it has gone, the same look-up starts at once. (Were the
+    server not counting, both would take the same few milliseconds.)
+    """
+    base, _ = http_bot
+    port = int(base.rsplit(":", 1)[1])
+    requester = SlackRequester(f"{base}/slack/events", SIGNING_SECRET)
+
+    def told_after(number: str) -> float:
+        """Seconds from sending a command to its look-up's answer ("no live call")."""
+        url = slack.new_response_url(channel=CHANNEL)
+        token = url.rsplit("/", 1)[1]
+        sent = time.time()
+        assert requester.command(number, response_url=url).status == 200
+        post = slack.wait_for(
+            lambda: next((p for p in slack.response_posts if p.token == token), None),
+            timeout=10,
+        )
+        assert "No active call" in json.dumps(post.body)
+        return post.at - sent
+
+    told_after("+15550000001")  # the first look-up builds the Genesys client
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+        slow.sendall(
+            b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Length: 100\r\n\r\nx"
+        )
+        time.sleep(0.2)  # a thread is now reading the rest of that body
+        held = told_after("+15550000002")
+    free = told_after("+15550000003")
+    assert held >= 0.25, f"the look-up started {held:.3f} s after its command"
+    assert free < held, f"without another request in progress it took {free:.3f} s"
+
+
 @pytest.fixture
 def unanswering_database() -> Iterator[str]:
     """A PostgreSQL URL whose server, on loopback, accepts connections and never answers."""
