@@ -357,9 +357,7 @@ def test_a_look_up_waits_while_another_request_is_still_being_answered(
 
     told_after("+15550000001")  # the first look-up builds the Genesys client
     with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
-        slow.sendall(
-            b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Length: 100\r\n\r\nx"
-        )
+        slow.sendall(b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Length: 100\r\n\r\nx")
         time.sleep(0.2)  # a thread is now reading the rest of that body
         held = told_after("+15550000002")
     free = told_after("+15550000003")
