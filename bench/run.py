@@ -560,19 +560,47 @@ def ack_round(driver: Driver, concurrent: int) -> tuple[list[int], list[float], 
     return statuses, acks, [posted[channel] - wall for channel, wall in sent_at.items()]
 
 
+# A server with no Python in it, answering at once: what 100 new connections cost on this
+# machine (kernel, loopback, the sending process) before any server code of ours runs.
+NODE_SERVER = (
+    "require('http').createServer((q, s) => { q.resume(); q.on('end', () => { "
+    "s.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': '0'}); s.end(); }); })"
+    ".listen(+process.argv[1], '127.0.0.1');"
+)
+
+
 def bare_server(plan: Plan, workdir: Path) -> dict[str, Any]:
     """The same bursts against bench/bare.py: the bot's gunicorn set-up answering at once.
 
     Shows how much of an acknowledgement's time the HTTP server takes by itself here.
     """
     port = free_port()
+    command = [sys.executable, "-m", "bench.bare", str(port)]
+    # The worker is forked after the port opens.
+    return reference_server(plan, workdir / "bare.log", command, port, settle=0.5)
+
+
+def native_server(plan: Plan, workdir: Path) -> dict[str, Any] | None:
+    """The same bursts against Node.js's own HTTP server answering at once, if `node` is
+    installed (None if not): the floor of this machine for the bursts."""
+    node = shutil.which("node")
+    if node is None:
+        return None
+    port = free_port()
+    return reference_server(
+        plan, workdir / "node.log", [node, "-e", NODE_SERVER, str(port)], port, settle=0.2
+    )
+
+
+def reference_server(
+    plan: Plan, log_path: Path, command: list[str], port: int, *, settle: float
+) -> dict[str, Any]:
+    """Start `command` (a server answering 200 at once on 127.0.0.1:`port`), send it the
+    plan's bursts of signed commands, stop it; the answer times at each level."""
     url = f"http://127.0.0.1:{port}/slack/events"
-    with (workdir / "bare.log").open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "bench.bare", str(port)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter, or node, and our code
+            command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
         )
         try:
             deadline = time.perf_counter() + 30
@@ -582,9 +610,9 @@ def bare_server(plan: Plan, workdir: Path) -> dict[str, Any]:
                         break
                 except OSError:
                     if process.poll() is not None or time.perf_counter() > deadline:
-                        raise BenchError("bench/bare.py did not start") from None
+                        raise BenchError(f"{' '.join(command[:2])} did not start") from None
                     time.sleep(0.01)
-            time.sleep(0.5)  # the worker is forked after the port opens
+            time.sleep(settle)
             levels: dict[str, Any] = {}
             for concurrent, rounds in plan.ack_rounds:
                 times: list[float] = []
@@ -613,6 +641,22 @@ def bare_server(plan: Plan, workdir: Path) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def ack_cpu() -> dict[str, Any]:
+    """The bot's own CPU per acknowledgement, with no HTTP server (bench/profile_ack.py),
+    measured in a process of its own."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.profile_ack", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"bench.profile_ack failed:\n{done.stderr[-2000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def acknowledgements(driver: Driver, plan: Plan) -> dict[str, Any]:
@@ -895,6 +939,8 @@ def _measure_in(tmp: Path, plan: Plan, report: dict[str, Any]) -> None:
     bare_dir = tmp / "bare"
     bare_dir.mkdir()
     report["bare_server"] = bare_server(plan, bare_dir)
+    report["native_server"] = native_server(plan, bare_dir)
+    report["ack_cpu"] = ack_cpu()
     sustained_dir = tmp / "sustained"
     sustained_dir.mkdir()
     report["sustained"] = sustained(plan, sustained_dir)
@@ -1041,19 +1087,31 @@ def table(report: dict[str, Any]) -> str:
         "   card: command -> card under the same load; cpu/cmd: the worker's CPU time per "
         "command (ack, lookup, card)"
     )
-    bare = report.get("bare_server", {})
-    if bare:
-        add(
-            "   the same bursts to bench/bare.py (this gunicorn set-up, answering at once, "
-            "nothing behind it):"
-        )
-        for level, data in bare.items():
+    references = (
+        ("bare_server", "bench/bare.py (this gunicorn set-up, answering at once, nothing else)"),
+        ("native_server", "Node.js's own HTTP server answering at once (no Python at all)"),
+    )
+    for key, what in references:
+        levels = report.get(key)
+        if not levels:
+            if key == "native_server":
+                add("   (no `node` on this machine: the native reference was not measured)")
+            continue
+        add(f"   the same bursts to {what}:")
+        for level, data in levels.items():
             ack = data["ack"]
             add(
                 f"   {level:>10} {ack['n']:>4} {_f(ack['p50_ms'], ' ms'):>9} "
                 f"{_f(ack['p99_ms'], ' ms'):>9} {_f(ack['max_ms'], ' ms'):>9}"
                 + (f"  non-200: {data['non_200']}" if data["non_200"] else "")
             )
+    cpu = report.get("ack_cpu", {}).get("cpu_ms_per_ack_by_threads", {})
+    if cpu:
+        add(
+            f"   the bot's own CPU per acknowledgement, without HTTP (bench/profile_ack.py): "
+            f"{_f(cpu.get('1'))} ms one at a time, {_f(cpu.get('32'))} ms from 32 threads; "
+            f"one GIL runs 100 of them one after another: {_f(100 * cpu.get('32', math.nan))} ms"
+        )
     add(f"   target: p99 <= {TARGET_ACK_MS:g} ms at 100 concurrent (Slack allows 3000 ms)")
     add("")
     add("2. Latency against the network floor (one flow at a time, FakeSlack polled every 2 ms)")
