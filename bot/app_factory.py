@@ -98,6 +98,7 @@ class Bot:
 
     def finish_work(self, timeout: float = 30.0) -> bool:
         """Let work already accepted (a disconnect in flight) finish; False on timeout."""
+        self.foreground.release()
         return self.services.work.drain(timeout)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,6 +19,9 @@ logger = logging.getLogger(__name__)
 
 # The longest a job waits for a pause in the requests being answered.
 MAX_HOLD_SECONDS = 0.25
+# Requests still open after this long with no other request starting or ending (a client
+# that connects and sends nothing, or sends its body slowly) no longer hold jobs back.
+STILL_AFTER_SECONDS = 0.02
 
 
 class Foreground:
@@ -26,18 +30,25 @@ class Foreground:
     Python runs one thread at a time, so a job that starts while a burst of requests is
     being answered takes CPU from their acknowledgements: a look-up costs several times
     what an acknowledgement does. The HTTP server counts each request in (`begin`) when it
-    hands the connection to a thread, and out (`end`) once its answer is written; a job
-    starts when the count is zero, or after `max_hold` seconds whatever the count, so that
-    requests that never stop, or one client that sends its request slowly, cannot hold
-    work back for longer. It also means a job's first message (through `response_url`)
-    follows its request's answer instead of racing it. Where nothing counts (Socket Mode,
-    tests without a server), the count stays zero and jobs start at once.
+    hands the connection to a thread, and out (`end`) once its answer is written. A job
+    starts when the count is zero; or when no request has started or ended for
+    `still_after` seconds, so that a connection that sends nothing, or its request slowly,
+    holds work back for that long only; and after `max_hold` seconds whatever happens, so
+    that requests that never stop cannot hold it back for longer. It also means a job's
+    first message (through `response_url`) follows its request's answer instead of racing
+    it. Where nothing counts (Socket Mode, tests without a server), the count stays zero
+    and jobs start at once. `release` (at shutdown) stops all holding.
     """
 
-    def __init__(self, *, max_hold: float = MAX_HOLD_SECONDS) -> None:
+    def __init__(
+        self, *, max_hold: float = MAX_HOLD_SECONDS, still_after: float = STILL_AFTER_SECONDS
+    ) -> None:
         self._max_hold = max_hold
+        self._still_after = still_after
         self._lock = threading.Lock()
         self._answering = 0
+        self._last_change = time.monotonic()
+        self._released = False
         self._paused = threading.Event()
         self._paused.set()
 
@@ -45,18 +56,37 @@ class Foreground:
         """A request is being read and answered."""
         with self._lock:
             self._answering += 1
-            self._paused.clear()
+            self._last_change = time.monotonic()
+            if not self._released:
+                self._paused.clear()
 
     def end(self) -> None:
         """A request's answer has been written (or it has been given up)."""
         with self._lock:
+            if self._answering == 0:
+                logger.warning("A request was counted out that was never counted in")
             self._answering = max(0, self._answering - 1)
+            self._last_change = time.monotonic()
             if self._answering == 0:
                 self._paused.set()
 
+    def release(self) -> None:
+        """Hold no job back from now on (the bot is stopping: let the queue drain)."""
+        with self._lock:
+            self._released = True
+            self._paused.set()
+
     def wait_for_pause(self) -> bool:
-        """Wait until no request is being answered, at most `max_hold` s; True if none is."""
-        return self._paused.wait(self._max_hold)
+        """Wait for a pause (see the class); True if no request was being answered."""
+        deadline = time.monotonic() + self._max_hold
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                still_for = now - self._last_change
+            if still_for >= self._still_after or now >= deadline:
+                return self._paused.is_set()
+            if self._paused.wait(min(self._still_after - still_for, deadline - now)):
+                return True
 
 
 class WorkQueue:

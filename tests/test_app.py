@@ -328,15 +328,16 @@ def test_a_stopping_bot_finishes_the_command_it_is_reading(
     assert slack.messages(CHANNEL), "the command's look-up was dropped at the stop"
 
 
-def test_a_look_up_waits_while_another_request_is_still_being_answered(
+def test_look_ups_wait_while_requests_keep_coming_and_not_for_an_idle_client(
     http_bot: tuple[str, subprocess.Popen[str]], slack: FakeSlack
 ) -> None:
-    """A job starts once no request is being answered, at most 0.25 s late (bot.work).
+    """A job waits for a pause in the requests being answered (bot.work.Foreground).
 
-    The server counts a request from the moment a thread takes its connection until its
-    answer is written. A client still sending its request holds a look-up queued meanwhile
-    back for those 0.25 s; once it has gone, the same look-up starts at once. (Were the
-    server not counting, both would take the same few milliseconds.)
+    The server counts a request from the moment it hands the connection to a thread until
+    its answer is written. While a client is still sending its request and other requests
+    keep starting and ending, a look-up queued meanwhile waits the full 0.25 s; with that
+    client alone, nothing else happening, it waits 0.02 s; with no client, not at all.
+    (Were the server not counting, all three would take the same few milliseconds.)
     """
     base, _ = http_bot
     port = int(base.rsplit(":", 1)[1])
@@ -356,13 +357,29 @@ def test_a_look_up_waits_while_another_request_is_still_being_answered(
         return post.at - sent
 
     told_after("+15550000001")  # the first look-up builds the Genesys client
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        while not stop.is_set():
+            _get(f"{base}/healthz")
+
     with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
         slow.sendall(b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Length: 100\r\n\r\nx")
-        time.sleep(0.2)  # a thread is now reading the rest of that body
-        held = told_after("+15550000002")
-    free = told_after("+15550000003")
-    assert held >= 0.25, f"the look-up started {held:.3f} s after its command"
-    assert free < held, f"without another request in progress it took {free:.3f} s"
+        askers = [threading.Thread(target=keep_asking) for _ in range(4)]
+        for asker in askers:
+            asker.start()
+        try:
+            held = told_after("+15550000002")
+        finally:
+            stop.set()
+            for asker in askers:
+                asker.join(10)
+        time.sleep(0.1)
+        idle = told_after("+15550000003")
+    free = told_after("+15550000004")
+    assert held >= 0.25, f"with requests coming, the look-up started after {held:.3f} s"
+    assert idle < 0.125, f"with only an idle client, the look-up started after {idle:.3f} s"
+    assert free < 0.125, f"with nothing else open, the look-up started after {free:.3f} s"
 
 
 @pytest.fixture
