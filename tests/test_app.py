@@ -115,6 +115,44 @@ def test_dotenv_is_read_and_the_real_environment_wins(tmp_path: Path) -> None:
     assert "PORT" not in result.stderr  # the environment's 3000 beat .env's abc
 
 
+def test_the_master_freezes_what_it_holds_before_the_worker_is_forked(tmp_path: Path) -> None:
+    """`prepare_http` (what gunicorn's master runs before the fork) ends with gc.freeze(), so
+    the worker's full collections skip everything it inherits; and it made the schema."""
+    script = (
+        "import gc, os, sys\n"
+        f"sys.path.insert(0, {str(APP.parent)!r})\n"
+        "import app\n"
+        "from bot.settings import load_settings\n"
+        "settings = load_settings(os.environ, mode='http')\n"
+        "before = gc.get_freeze_count()\n"
+        "app.prepare_http(settings)\n"
+        "print(before, gc.get_freeze_count())\n"
+    )
+    env = _base_env(tmp_path) | {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "GENESYS_CLIENT_ID": "test-client",
+        "GENESYS_CLIENT_SECRET": "test-secret",
+        "GENESYS_REGION": "us_east_1",
+        "DROP_CALLER_SUPERVISORS": SUPERVISOR,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'drop_caller.db'}",
+    }
+    result = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    before, after = (int(n) for n in result.stdout.split())
+    assert before == 0
+    assert after > 10_000, f"only {after} objects frozen"
+    assert (tmp_path / "drop_caller.db").exists()
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
