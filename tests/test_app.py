@@ -45,8 +45,13 @@ def _base_env(tmp_path: Path) -> dict[str, str]:
 
 
 def _run(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, str(APP), *args],
+    """`python app.py *args` in `tmp_path` with exactly `env`."""
+    return _python(tmp_path, env, str(APP), *args)
+
+
+def _python(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own interpreter, with our script or code
+        [sys.executable, *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -137,15 +142,7 @@ def test_the_master_freezes_what_it_holds_before_the_worker_is_forked(tmp_path: 
         "DROP_CALLER_SUPERVISORS": SUPERVISOR,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'drop_caller.db'}",
     }
-    result = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _python(tmp_path, env, "-c", script)
     assert result.returncode == 0, result.stderr
     before, after = (int(n) for n in result.stdout.split())
     assert before == 0
