@@ -132,17 +132,33 @@ def look_up_and_post(
     def tell(text: str) -> None:
         services.publisher.notify(user_id, channel_id, text, respond)
 
+    def record(outcome: str, detail: str) -> None:
+        try:
+            services.store.record_lookup(
+                channel_id=channel_id,
+                requester_id=user_id,
+                number=number,
+                outcome=outcome,
+                detail=detail,
+            )
+        except BotError as exc:
+            # The supervisor has been told already; the database says why it failed.
+            logger.error("Could not record the look-up of %s: %s", mask_number(number), exc)
+
     try:
         matches = services.calls.find_active_calls(number)
     except GenesysError as exc:
         logger.warning("Lookup of %s failed: %r", mask_number(number), exc)
         tell(f":warning: Could not look up {shown_number}: {escape(str(exc))}")
+        # Recorded after telling: a database that does not answer must not hold that up.
+        record("lookup_failed", str(exc))
         return
     if not matches:
         tell(
             f"No active call for {shown_number}. Nothing to drop. (Genesys can take a few "
             "seconds to list a call that has just started; try again if it has.)"
         )
+        record("no_live_call", "Genesys Cloud listed no live call for the number.")
         return
     if len(matches) > MAX_CALLS_ON_A_CARD:
         tell(

@@ -422,6 +422,30 @@ class RequestStore:
         return self.get(request_id)
 
     @_unavailable_as_error
+    def record_lookup(
+        self, *, channel_id: str, requester_id: str, number: str, outcome: str, detail: str
+    ) -> str:
+        """Record a look-up that ended without a card (`outcome`: "no_live_call" or
+        "lookup_failed"): one audit event under an id of its own, with no request behind it,
+        since there is nothing to decide. Returns that id."""
+        lookup_id = secrets.token_hex(12)
+        with self._engine.begin() as connection:
+            _record(
+                connection,
+                lookup_id,
+                self._now(),
+                "looked_up",
+                requester_id,
+                {
+                    "channel_id": channel_id,
+                    "number": number,
+                    "outcome": outcome,
+                    "detail": detail,
+                },
+            )
+        return lookup_id
+
+    @_unavailable_as_error
     def abandon(self, request_id: str, reason: str) -> bool:
         """Close a pending request nobody can act on (its card was never posted)."""
         now = self._now()
@@ -731,9 +755,10 @@ class RequestStore:
                     # The first release did not name the approver on outcome events.
                     "actor_id": event.actor_id
                     or (request.decided_by if request and event.kind == "outcome" else None),
-                    "requester_id": request.requester_id if request else None,
-                    "channel_id": request.channel_id if request else None,
-                    "number": request.number if request else None,
+                    # A look-up that found nothing has no request: its event carries these.
+                    "requester_id": request.requester_id if request else event.actor_id,
+                    "channel_id": request.channel_id if request else detail.get("channel_id"),
+                    "number": request.number if request else detail.get("number"),
                     "conversation_id": detail.get("conversation_id")
                     or (chosen.conversation_id if chosen and event.kind in _DECIDED else None),
                     "participant_id": detail.get("participant_id")

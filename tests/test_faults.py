@@ -211,9 +211,18 @@ def _assert_keeps_serving(bot: BotHarness) -> None:
     assert bot.genesys.patches()[before:] == [(cid, customer, DISCONNECTED)]
 
 
-def _nothing_recorded(bot: BotHarness) -> None:
-    """A look-up that offered nothing leaves no request and no audit event."""
-    assert bot.store.audit_records() == []
+def _only_the_look_ups_recorded(bot: BotHarness, *outcomes: str) -> None:
+    """Look-ups that offered nothing leave no request: only a `looked_up` audit event each,
+    with these outcomes, in order (written just after the supervisor is told)."""
+    deadline = time.monotonic() + 5
+    records = bot.store.audit_records()
+    while len(records) < len(outcomes) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        records = bot.store.audit_records()
+    assert [(r["event"], r["outcome"]) for r in records] == [
+        ("looked_up", outcome) for outcome in outcomes
+    ]
+    assert all(bot.store.get(r["request_id"]) is None for r in records)
 
 
 # ------------------------------------------------------------------ Genesys HTTP faults
@@ -354,7 +363,7 @@ def test_genesys_fault_during_lookup(
         assert len(bot.genesys.requests_to("POST", ANALYTICS)) == fault.attempts
         assert bot.slack.messages(CHANNEL) == []
         assert bot.genesys.patches() == []
-        _nothing_recorded(bot)
+        _only_the_look_ups_recorded(bot, "lookup_failed")
 
     _assert_keeps_serving(bot)
     _assert_logs_masked(caplog, bot, (NUMBER, OTHER_NUMBER))
@@ -558,7 +567,7 @@ def test_genesys_connection_refused(
                 "up calls (connection refused)",
             )
             assert slack.messages(CHANNEL) == []
-            assert bot.store.audit_records() == []
+            _only_the_look_ups_recorded(bot, "no_live_call", "lookup_failed")
         else:
             card = _open_card(bot, SHOWN, _command(bot, NUMBER), SLACK_BOUND)
             relay.refuse()
@@ -636,7 +645,7 @@ def test_sign_in_service_failing(
         if persistent:
             _wait_told(bot, sent, GENESYS_BOUND, f"Could not look up {SHOWN}", sentence)
             assert bot.slack.messages(CHANNEL) == []
-            _nothing_recorded(bot)
+            _only_the_look_ups_recorded(bot, "lookup_failed")
         else:
             card = _open_card(bot, SHOWN, sent, GENESYS_BOUND)
             _assert_dropped(bot, card, cid, customer, _click(bot, card), GENESYS_BOUND)
@@ -677,7 +686,7 @@ def test_zombie_conversation(bot: BotHarness, caplog: pytest.LogCaptureFixture, 
         _wait_told(bot, sent, GENESYS_BOUND, f"No active call for {SHOWN}")
         assert bot.genesys.requests_to("GET", rf"/calls/{cid}$")  # it was checked live
         assert bot.slack.messages(CHANNEL) == []
-        _nothing_recorded(bot)
+        _only_the_look_ups_recorded(bot, "no_live_call")
     else:
         card = _open_card(bot, SHOWN, _command(bot, NUMBER), SLACK_BOUND)
         bot.genesys.make_zombie(cid)

@@ -608,9 +608,10 @@ def test_command_outside_the_allowed_channels_is_refused(
 
 
 def test_database_down_gives_a_clear_answer_and_503_health(
-    genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path
+    genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """With the database unreachable the bot runs, says so to the user, and /healthz is 503."""
+    """With the database unreachable the bot runs, says so to the user, and /healthz is 503.
+    A look-up that finds no call is still answered; failing to record it is logged."""
     import json
     import urllib.error
     import urllib.request
@@ -632,6 +633,15 @@ def test_database_down_gives_a_clear_answer_and_503_health(
             opener.open(f"{bot.base_url}/healthz", timeout=10)
         assert caught.value.code == 503
         assert json.loads(caught.value.read())["store"] == "unavailable"
+
+        with caplog.at_level(logging.ERROR, logger="bot.commands"):
+            bot.command("+15559876543")
+            slack.wait_for(
+                lambda: any("No active call" in t for t in bot.ephemeral_texts()), timeout=10
+            )
+            slack.wait_for(lambda: "Could not record the look-up" in caplog.text, timeout=10)
+        assert "+1555***6543" in caplog.text
+        assert "9876543" not in caplog.text
 
 
 def test_status_command_summarises_health(bot: BotHarness) -> None:

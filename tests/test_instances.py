@@ -88,6 +88,11 @@ def _new_card(slack: FakeSlack, channel: str, seen: set[str], timeout: float = 1
     return card
 
 
+def _told(slack: FakeSlack, text: str) -> bool:
+    """Whether any response_url post so far says `text`."""
+    return any(text in json.dumps(post.body) for post in slack.response_posts)
+
+
 def _request_id(card: Message) -> str:
     return str(find_button(card, CANCEL)["value"])
 
@@ -305,10 +310,12 @@ def test_audit_export_answers_who_dropped_which_caller_when(
     tmp_path: Path, genesys: FakeGenesys, slack: FakeSlack, database_url: str
 ) -> None:
     """`app.py audit`, given only DATABASE_URL, exports one row per event, filtered by time."""
-    dropped_number, cancelled_number, expired_number = (
+    dropped_number, cancelled_number, expired_number, unknown_number, failing_number = (
         "+15551230001",
         "+15551230002",
         "+15551230003",
+        "+15551230004",
+        "+15551230005",
     )
     dropped_cid = genesys.add_inbound_call(dropped_number)
     dropped_pid = genesys.participant_id(dropped_cid, "customer")
@@ -338,6 +345,14 @@ def test_audit_export_answers_who_dropped_which_caller_when(
         bot.wait_for_state(card, "cancelled")
 
         expiring.wait_for_state(expired_card, "expired", timeout=10)
+
+        # Look-ups that end without a card are recorded too: no live call, and Genesys failing.
+        bot.command(unknown_number, user_id=SUPERVISOR, channel_id="C0004")
+        bot.slack.wait_for(lambda: _told(bot.slack, "No active call"), timeout=10)
+        genesys.inject("POST", "/analytics/", status=503, times=10)
+        bot.command(failing_number, user_id=SECOND_SUPERVISOR, channel_id="C0005")
+        bot.slack.wait_for(lambda: _told(bot.slack, "Could not look up"), timeout=10)
+        bot.slack.wait_for(lambda: len(bot.store.audit_records()) == 9, timeout=10)
         event_count = len(bot.store.audit_records())
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -349,8 +364,26 @@ def test_audit_export_answers_who_dropped_which_caller_when(
     reader = csv.DictReader(io.StringIO(out))
     rows = list(reader)
     assert reader.fieldnames == AUDIT_COLUMNS
-    assert event_count == 7
+    assert event_count == 9
     assert len(rows) == event_count
+    looked_up = {row["number"]: row for row in rows if row["event"] == "looked_up"}
+    assert set(looked_up) == {unknown_number, failing_number}
+    for number, (requester, channel, outcome, said) in {
+        unknown_number: (SUPERVISOR, "C0004", "no_live_call", "no live call"),
+        failing_number: (SECOND_SUPERVISOR, "C0005", "lookup_failed", "unavailable"),
+    }.items():
+        row = looked_up[number]
+        assert (row["actor_id"], row["requester_id"], row["channel_id"], row["outcome"]) == (
+            requester,
+            requester,
+            channel,
+            outcome,
+        ), number
+        assert said in row["detail"], row["detail"]
+        assert row["request_id"]
+        assert row["request_id"] not in {dropped, cancelled, expired}
+        assert (row["conversation_id"], row["participant_id"]) == ("", "")
+    all_rows, rows = rows, [row for row in rows if row["event"] != "looked_up"]
     by_key = {(row["request_id"], row["event"]): row for row in rows}
     expected = {
         (dropped, "requested"): (SUPERVISOR, SUPERVISOR, dropped_number, "C0001"),
@@ -382,7 +415,7 @@ def test_audit_export_answers_who_dropped_which_caller_when(
     assert all(moment.tzinfo is not None for moment in times)
 
     assert [(r["request_id"], r["event"]) for r in records] == [
-        (row["request_id"], row["event"]) for row in rows
+        (row["request_id"], row["event"]) for row in all_rows
     ]
     assert records[[r["event"] for r in records].index("expired")]["actor_id"] is None
     assert all(set(record) == set(AUDIT_COLUMNS) for record in records)
