@@ -132,7 +132,7 @@ def look_up_and_post(
     def tell(text: str) -> None:
         services.publisher.notify(user_id, channel_id, text, respond)
 
-    def record(outcome: str, detail: str) -> None:
+    def record(outcome: str, detail: str, error: GenesysError | None = None) -> None:
         try:
             services.store.record_lookup(
                 channel_id=channel_id,
@@ -140,10 +140,17 @@ def look_up_and_post(
                 number=number,
                 outcome=outcome,
                 detail=detail,
+                error_code=error.code if error else None,
+                context_id=error.context_id if error else None,
+                dry_run=services.policy.dry_run,
             )
         except BotError as exc:
             # The supervisor has been told already; the database says why it failed.
             logger.error("Could not record the look-up of %s: %s", mask_number(number), exc)
+        except Exception:
+            # Anything else the database raises: logged, and the supervisor (who has their
+            # answer) is not told of an internal error on top.
+            logger.exception("Could not record the look-up of %s", mask_number(number))
 
     try:
         matches = services.calls.find_active_calls(number)
@@ -151,7 +158,7 @@ def look_up_and_post(
         logger.warning("Lookup of %s failed: %r", mask_number(number), exc)
         tell(f":warning: Could not look up {shown_number}: {escape(str(exc))}")
         # Recorded after telling: a database that does not answer must not hold that up.
-        record("lookup_failed", str(exc))
+        record("lookup_failed", str(exc), exc)
         return
     if not matches:
         tell(

@@ -423,11 +423,21 @@ class RequestStore:
 
     @_unavailable_as_error
     def record_lookup(
-        self, *, channel_id: str, requester_id: str, number: str, outcome: str, detail: str
+        self,
+        *,
+        channel_id: str,
+        requester_id: str,
+        number: str,
+        outcome: str,
+        detail: str,
+        error_code: str | None = None,
+        context_id: str | None = None,
+        dry_run: bool = False,
     ) -> str:
         """Record a look-up that ended without a card (`outcome`: "no_live_call" or
-        "lookup_failed"): one audit event under an id of its own, with no request behind it,
-        since there is nothing to decide. Returns that id."""
+        "lookup_failed", with Genesys' error code and contextId if it gave them): one audit
+        event under an id of its own, with no request behind it, since there is nothing to
+        decide. Returns that id."""
         lookup_id = secrets.token_hex(12)
         with self._engine.begin() as connection:
             _record(
@@ -441,6 +451,9 @@ class RequestStore:
                     "number": number,
                     "outcome": outcome,
                     "detail": detail,
+                    "error_code": error_code,
+                    "context_id": context_id,
+                    "dry_run": dry_run,
                 },
             )
         return lookup_id
@@ -767,7 +780,7 @@ class RequestStore:
                     "detail": detail.get("detail"),
                     "error_code": detail.get("error_code"),
                     "context_id": detail.get("context_id"),
-                    "dry_run": bool(request.dry_run) if request else False,
+                    "dry_run": bool(request.dry_run if request else detail.get("dry_run")),
                 }
             )
         return records

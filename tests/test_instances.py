@@ -380,6 +380,10 @@ def test_audit_export_answers_who_dropped_which_caller_when(
             outcome,
         ), number
         assert said in row["detail"], row["detail"]
+        # A failure keeps Genesys' error code and contextId, as a failed drop does.
+        failed = number == failing_number
+        assert bool(row["error_code"]) is failed, row["error_code"]
+        assert bool(row["context_id"]) is failed, row["context_id"]
         assert row["request_id"]
         assert row["request_id"] not in {dropped, cancelled, expired}
         assert (row["conversation_id"], row["participant_id"]) == ("", "")

@@ -205,6 +205,13 @@ def test_dry_run_does_everything_but_the_disconnect(policy_bot: BotHarness) -> N
     outcome = bot.store.events(request.id)[-1]
     assert outcome["detail"]["outcome"] == "dry_run"
 
+    # A look-up that finds nothing in a dry run is recorded as part of the dry run too.
+    bot.command("+15559990000")
+    looked_up = bot.slack.wait_for(
+        lambda: next((r for r in bot.store.audit_records() if r["event"] == "looked_up"), None)
+    )
+    assert (looked_up["outcome"], looked_up["dry_run"]) == ("no_live_call", True)
+
 
 # -------------------------------------------------------------------- expiry and recovery
 
