@@ -752,12 +752,12 @@ class RequestStore:
             query = query.where(drop_events.c.at < until.astimezone(UTC))
         with self._engine.connect() as connection:
             events = connection.execute(query).all()
-        requests: dict[str, DropRequest | None] = {}
+            # Look-ups that ended without a card have no request behind them.
+            wanted = {e.request_id for e in events if e.kind != "looked_up"}
+            requests = _requests_by_id(connection, sorted(wanted))
         records: list[dict[str, Any]] = []
         for event in events:
-            if event.request_id not in requests:
-                requests[event.request_id] = self.get(event.request_id)
-            request = requests[event.request_id]
+            request = requests.get(event.request_id)
             detail = json.loads(event.detail)
             chosen = request.chosen if request is not None else None
             records.append(
@@ -857,6 +857,31 @@ def _record(
             request_id=request_id, at=at, kind=kind, actor_id=actor_id, detail=json.dumps(detail)
         )
     )
+
+
+# Ids per IN (...) list: well under SQLite's limit on bound parameters.
+_IDS_PER_QUERY = 500
+
+
+def _requests_by_id(connection: sa.Connection, ids: Sequence[str]) -> dict[str, DropRequest]:
+    """The requests with these ids (those that exist), read two queries per 500 ids rather
+    than two per request."""
+    found: dict[str, DropRequest] = {}
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[start : start + _IDS_PER_QUERY]
+        rows = connection.execute(
+            sa.select(drop_requests).where(drop_requests.c.id.in_(chunk))
+        ).all()
+        candidates: dict[str, list[Any]] = {}
+        for candidate in connection.execute(
+            sa.select(drop_candidates)
+            .where(drop_candidates.c.request_id.in_(chunk))
+            .order_by(drop_candidates.c.request_id, drop_candidates.c.position)
+        ).all():
+            candidates.setdefault(candidate.request_id, []).append(candidate._mapping)
+        for row in rows:
+            found[row.id] = _request_from_rows(row._mapping, candidates.get(row.id, []))
+    return found
 
 
 def _request_from_rows(row: Any, candidate_rows: list[Any]) -> DropRequest:

@@ -544,3 +544,37 @@ def test_schema_head_matches_the_newest_migration() -> None:
         "script_location", str(Path(__file__).resolve().parents[2] / "bot" / "migrations")
     )
     assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_HEAD
+
+
+def test_audit_records_read_every_request_across_batches(store: RequestStore) -> None:
+    """The export reads requests 500 ids to a query: 501 requests (and look-ups between them,
+    which have no request) come out whole, each event beside its own request's facts. (A
+    `cancelled` event carries none of them itself: they can only come from its request.)"""
+    created = []
+    for n in range(501):
+        created.append(_create(store, CALLS[n % 2 :]))
+        assert store.cancel(created[-1].id, "UCANCEL").status == ClaimStatus.CLAIMED
+        if n % 100 == 0:
+            store.record_lookup(
+                channel_id="C0009",
+                requester_id="ULOOK",
+                number="+15550000000",
+                outcome="no_live_call",
+                detail="none",
+            )
+
+    records = store.audit_records()
+
+    cancelled = [r for r in records if r["event"] == "cancelled"]
+    looked_up = [r for r in records if r["event"] == "looked_up"]
+    assert [r["request_id"] for r in cancelled] == [request.id for request in created]
+    assert all(
+        (r["actor_id"], r["requester_id"], r["channel_id"], r["number"])
+        == ("UCANCEL", "UREQ", "C0001", NUMBER)
+        for r in cancelled
+    )
+    assert len(looked_up) == 6
+    assert all(
+        (r["requester_id"], r["channel_id"], r["number"]) == ("ULOOK", "C0009", "+15550000000")
+        for r in looked_up
+    )
