@@ -27,6 +27,10 @@ from bot.supervisors import SupervisorDirectory
 from bot.sweeper import Sweeper
 from bot.web import WsgiApp, wsgi_app
 from bot.work import Foreground, WorkQueue
+from genesys.errors import GenesysError
+from genesys.realtime import SourceState
+
+logger = logging.getLogger(__name__)
 
 # Each listener holds a thread while it waits on Genesys; Bolt's default of 5 lets five slow
 # lookups starve the sixth command's acknowledgement.
@@ -45,11 +49,15 @@ class Bot:
     executor: ThreadPoolExecutor
     signing_secret: str
 
+    # Set once the start-up check of Genesys' real-time lookup sources has finished.
+    realtime_checked: threading.Event = field(default_factory=threading.Event, init=False)
+
+    _check_realtime: bool = field(default=True, init=False, repr=False)
     _starter: threading.Timer | None = field(default=None, init=False, repr=False)
     _background_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _stopped: bool = field(default=False, init=False)
 
-    def start_background(self, *, after: float = 0.0) -> None:
+    def start_background(self, *, after: float = 0.0, check_realtime: bool = True) -> None:
         """Read the supervisor groups now; learn who the bot is and start sweeping now, or
         `after` seconds from now.
 
@@ -57,8 +65,12 @@ class Bot:
         at a time: a new process that waits a moment answers a Slack request that arrives as
         it starts without sharing the CPU with them, and no request needs them. The groups
         are read at once: a supervisor listed only through a group must be recognised from
-        the first request on.
+        the first request on. `check_realtime`: ask Genesys' real-time sources once, so that
+        the log names a missing permission at start (tests of other things turn it off).
         """
+        self._check_realtime = check_realtime
+        if not check_realtime:
+            self.realtime_checked.set()
         self.supervisors.start()
         if after <= 0:
             self._start_now()
@@ -75,6 +87,25 @@ class Bot:
                 return
             self.identity.start()
             self.sweeper.start()
+            if self._check_realtime:
+                threading.Thread(
+                    target=self._check_realtime_sources, name="realtime-check", daemon=True
+                ).start()
+
+    def _check_realtime_sources(self) -> None:
+        """Ask Genesys' real-time sources once, so the log names a missing permission now."""
+        try:
+            statuses = self.services.calls.check_realtime_sources()
+        except GenesysError as exc:
+            logger.warning("Could not check Genesys' real-time lookup at start: %s", exc)
+        else:
+            # Sources that fail have said why already (genesys.realtime logs each new cause).
+            if all(status.state is SourceState.ANSWERING for status in statuses):
+                logger.info(
+                    "Real-time lookup is on: %s.", ", ".join(s.source.label for s in statuses)
+                )
+        finally:
+            self.realtime_checked.set()
 
     def stop_background(self) -> None:
         """Stop the background threads (or keep them from starting)."""
@@ -122,7 +153,7 @@ def create_bot(
     )
     identity = BotIdentity(client)
     if not settings.supervisors and not settings.supervisor_groups:
-        logging.getLogger(__name__).warning(
+        logger.warning(
             "DROP_CALLER_SUPERVISORS is empty: nobody can drop callers "
             "until it lists Slack user IDs or user-group IDs"
         )
@@ -213,7 +244,7 @@ def _report_unexpected_error(error: Exception, respond: Respond | None) -> BoltR
     Signed payloads Bolt cannot match (a malformed `actions`, say) end here too. The answer
     is an empty 200: the person has been told, and a 500 would only add Slack's own error.
     """
-    logging.getLogger(__name__).error("Unexpected error in a handler", exc_info=error)
+    logger.error("Unexpected error in a handler", exc_info=error)
     if respond is not None:
         with contextlib.suppress(Exception):
             respond(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -15,7 +16,7 @@ from bot.errors import BotError, PhoneNumberError
 from bot.phone import display_number, mask_number, parse_phone_number
 from bot.publisher import post_to_response_url
 from bot.services import Services
-from genesys.errors import GenesysError
+from genesys.errors import GenesysError, GenesysPermissionError
 
 logger = logging.getLogger(__name__)
 
@@ -153,18 +154,21 @@ def look_up_and_post(
             logger.exception("Could not record the look-up of %s", mask_number(number))
 
     try:
-        matches = services.calls.find_active_calls(number)
+        lookup = services.calls.find_active_calls(number)
     except GenesysError as exc:
         logger.warning("Lookup of %s failed: %r", mask_number(number), exc)
         tell(f":warning: Could not look up {shown_number}: {escape(str(exc))}")
         # Recorded after telling: a database that does not answer must not hold that up.
         record("lookup_failed", str(exc), exc)
         return
+    matches = list(lookup.matches)
+    if not matches and lookup.unreadable:
+        sentence = unreadable_sentence(shown_number, lookup.unreadable)
+        tell(f":warning: {sentence}")
+        record("calls_unreadable", sentence, lookup.unreadable[0])
+        return
     if not matches:
-        tell(
-            f"No active call for {shown_number}. Nothing to drop. (Genesys can take a few "
-            "seconds to list a call that has just started; try again if it has.)"
-        )
+        tell(no_call_sentence(shown_number, realtime=lookup.realtime))
         record("no_live_call", "Genesys Cloud listed no live call for the number.")
         return
     if len(matches) > MAX_CALLS_ON_A_CARD:
@@ -231,6 +235,60 @@ def look_up_and_post(
         # The card is out; its buttons still reach the request, and clicks update it in place
         # through their own response_url.
         logger.exception("Could not record where request %s was posted", request.id)
+    if lookup.unreadable:
+        note = unreadable_sentence(shown_number, lookup.unreadable, more=True)
+        tell(f":information_source: {note}")
+
+
+def no_call_sentence(shown_number: str, *, realtime: bool) -> str:
+    """ "No active call", with what could still hide one: index lag, divisions."""
+    lag = (
+        ""
+        if realtime
+        else " A call that started in the last few seconds may not be in Genesys' index yet, "
+        "and the real-time lookup did not answer: try again in a few seconds."
+    )
+    return (
+        f"No active call for {shown_number}. Nothing to drop.{lag} (The bot sees only the "
+        "calls in the divisions its Genesys role is granted.)"
+    )
+
+
+def unreadable_sentence(
+    shown_number: str, errors: Sequence[GenesysError], *, more: bool = False
+) -> str:
+    """Why calls that were found could not be shown: a named permission, or the divisions.
+
+    `more`: other calls for the number did get their card.
+    """
+    count = len(errors)
+    calls = (
+        f"{count} more live call{'s' if count > 1 else ''}"
+        if more
+        else ("a live call" if count == 1 else f"{count} live calls")
+    )
+    them = "it" if count == 1 else "them"
+    named = next(
+        (e for e in errors if isinstance(e, GenesysPermissionError) and e.permission), None
+    )
+    if named is not None:
+        return f"Found {calls} for {shown_number}, but the bot cannot read {them}: " + escape(
+            str(named)
+        )
+    refused = next((e for e in errors if e.status and 400 <= e.status < 500), None)
+    if refused is None:
+        # Only reads that Genesys did not answer (down, busy): nothing about the role.
+        return (
+            f"Found {calls} for {shown_number}, but Genesys Cloud did not answer when the bot "
+            f"read {them} ({escape(str(errors[0]))}). Run the command again to see {them}."
+        )
+    said = escape(refused.reason or str(refused))
+    if refused.context_id:
+        said += f"; contextId {escape(refused.context_id)}"
+    return (
+        f"Found {calls} for {shown_number}, but the bot's Genesys role cannot read {them} "
+        f"(Genesys said: {said}). Check that its role covers the divisions these calls are in."
+    )
 
 
 def _abandon(services: Services, request_id: str) -> None:

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.cards import escape
 from bot.services import CallDirectory
 from bot.store import RequestStore
 from bot.work import WorkQueue
+from genesys.realtime import SourceState
 
 
 @dataclass
@@ -27,6 +29,10 @@ class Health:
         store_ok = self.store.ping()
         slack = self.slack_connected()
         contact = self.calls.last_contact
+        realtime = {
+            status.source.name.lower(): status.state.value
+            for status in self.calls.realtime_statuses()
+        }
         return {
             "ok": store_ok and slack is not False,
             "store": "ok" if store_ok else "unavailable",
@@ -35,6 +41,7 @@ class Health:
             "genesys_last_contact_seconds_ago": (
                 round((self.now() - contact).total_seconds(), 1) if contact else None
             ),
+            "genesys_realtime_lookup": realtime,
             "requests_in_progress": self.work.in_progress,
         }
 
@@ -53,6 +60,16 @@ class Health:
             }[report["slack"]],
             "• Genesys Cloud: "
             + (f"last answered {ago:g} s ago." if ago is not None else "not contacted yet."),
+            "• " + self._realtime_summary(),
             f"• Requests in progress: {report['requests_in_progress']}.",
         ]
         return "\n".join(lines)
+
+    def _realtime_summary(self) -> str:
+        statuses = self.calls.realtime_statuses()
+        if not statuses:
+            return "Real-time lookup: not checked yet."
+        if all(status.state is SourceState.ANSWERING for status in statuses):
+            return "Real-time lookup: on (" + ", ".join(s.source.label for s in statuses) + ")."
+        # The sentences quote Genesys, so they are escaped like any text from outside.
+        return " ".join(escape(status.sentence) for status in statuses)

@@ -15,14 +15,23 @@ from bot.work import WorkQueue
 
 if TYPE_CHECKING:
     from bot.health import Health
-from genesys.models import CallMatch, DisconnectResult, LiveCall
+from genesys.models import CallLookup, DisconnectResult, LiveCall
+from genesys.realtime import SourceStatus
 
 
 class CallDirectory(Protocol):
     """The Genesys operations the bot needs (implemented by `genesys.client.GenesysCalls`)."""
 
-    def find_active_calls(self, number: str) -> list[CallMatch]:
-        """Live calls in which `number` is a droppable party."""
+    def find_active_calls(self, number: str) -> CallLookup:
+        """Live calls in which `number` is a droppable party, and what stood in the way."""
+        ...
+
+    def check_realtime_sources(self) -> list[SourceStatus]:
+        """Ask each real-time lookup source once; how each fares."""
+        ...
+
+    def realtime_statuses(self) -> list[SourceStatus]:
+        """How each real-time lookup source fared when last asked."""
         ...
 
     def disconnect_participant(

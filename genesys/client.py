@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -30,7 +30,8 @@ from PureCloudPlatformClientV2.http_request_options import HttpRequestOptions
 from PureCloudPlatformClientV2.logger import LogLevel
 from PureCloudPlatformClientV2.rest import ApiException
 
-from genesys.addresses import number_in_address, tel_uri
+from genesys import queries
+from genesys.addresses import number_in_address
 from genesys.errors import (
     PERMISSION_NAMES,
     CallNotFound,
@@ -43,6 +44,7 @@ from genesys.errors import (
 )
 from genesys.models import (
     GONE_STATES,
+    CallLookup,
     CallMatch,
     CallParty,
     DisconnectOutcome,
@@ -50,6 +52,7 @@ from genesys.models import (
     LiveCall,
 )
 from genesys.ratelimit import RequestPacer
+from genesys.realtime import RealtimeSource, RealtimeSources, SourceStatus
 from genesys.transport import BoundedHttpClient
 
 logger = logging.getLogger(__name__)
@@ -58,6 +61,13 @@ T = TypeVar("T")
 
 DISCONNECT_PERMISSION = "conversation:communication:disconnect"
 ANALYTICS_PERMISSION = "analytics:conversationDetail:view"
+# A number no call has, for the start-up check of the real-time sources (555-01xx numbers are
+# reserved for fiction).
+PROBE_NUMBER = "+15555550100"
+# Shown as the agent of a call found only in real time whose agent leg carries no name.
+UNNAMED_AGENT = "an agent (not yet in Genesys' index)"
+# The largest page the activity queries allow; a number is on a handful of calls at most.
+ACTIVITY_PAGE_SIZE = 100
 
 # Genesys error codes that mean "that participant is not on the call any more".
 _ALREADY_GONE_CODES = frozenset(
@@ -94,6 +104,9 @@ class GenesysConfig:
     lookup_page_size: int = 100
     lookup_max_pages: int = 10
     lookup_concurrency: int = 8
+    # How long, from its start, a look-up waits for the real-time sources (they are
+    # best-effort: one attempt each, and a slow one never holds the card up longer).
+    realtime_budget: float = 3.0
     # Renew the token this long before Genesys says it expires.
     token_renew_margin: float = 300.0
     # Genesys' default limit per client-credentials token, and how long a request may wait
@@ -138,6 +151,7 @@ class GenesysCalls:
         self._api_client.gateway_configuration = None
         self._api_client.set_http_client(self._http)
         self._conversations = sdk.ConversationsApi(self._api_client)
+        self._realtime = RealtimeSources(clock=clock)
         self._pacer = RequestPacer(config.requests_per_minute, clock=clock, sleep=sleep)
         self._token_lock = threading.Lock()
         self._token: str | None = None
@@ -152,38 +166,66 @@ class GenesysCalls:
         """When Genesys last answered a request, if ever."""
         return self._last_contact
 
-    def find_active_calls(self, number: str) -> list[CallMatch]:
+    def find_active_calls(self, number: str) -> CallLookup:
         """Live voice calls in which `number` (E.164) is a live caller or external party.
 
-        Analytics is asynchronous and may hold conversations that have ended, so each hit is
-        confirmed against the live call (concurrently) before it is returned.
+        Three sources are asked at once: the conversation-details query (required: its
+        failure fails the look-up) and the two real-time activity queries (best-effort: one
+        attempt each, waited for until `realtime_budget` after the start, any failure only
+        logged). Their conversation ids are merged, and each candidate is confirmed against
+        the live call, concurrently: that read is the one source of truth. A candidate that
+        has ended (any 404) is skipped; one the bot may not read is reported in `unreadable`.
         """
-        hits = self._query_conversations(number)
-        if not hits:
-            return []
-        workers = min(self._config.lookup_concurrency, len(hits))
+        started = time.monotonic()
+        self._sign_in()
+        realtime = {
+            source: _in_background(
+                self._realtime_candidates, source, number, started, self._config.realtime_budget
+            )
+            for source in RealtimeSource
+            if self._realtime.should_try(source)
+        }
+        hits = {hit.conversation_id: hit for hit in self._query_conversations(number)}
+        remaining = self._config.realtime_budget - (time.monotonic() - started)
+        wait(realtime.values(), timeout=max(0.0, remaining))
+        # A source that failed gave None; one that answered, a list (perhaps empty).
+        results = [f.result() for f in realtime.values() if f.done()]
+        answered = [found for found in results if found is not None]
+        candidates = list(hits)
+        for found in answered:
+            candidates.extend(cid for cid in found if cid not in candidates)
+        if not candidates:
+            return CallLookup((), realtime=bool(answered))
+        workers = min(self._config.lookup_concurrency, len(candidates))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genesys-lookup") as pool:
-            lives = list(pool.map(self._live_call_or_none, [hit.conversation_id for hit in hits]))
+            reads = list(pool.map(self._read_candidate, candidates))
         matches: list[CallMatch] = []
-        for hit, live in zip(hits, lives, strict=True):
-            if live is None:
-                continue
-            for party in live.droppable_parties(number):
-                matches.append(
-                    CallMatch(
-                        conversation_id=live.conversation_id,
-                        participant_id=party.participant_id,
-                        number=number,
-                        purpose=party.purpose,
-                        participant_name=party.name,
-                        agent_names=hit.agent_names,
-                        queue_names=hit.queue_names,
-                        direction=hit.direction,
-                        connected_at=party.connected_at,
-                    )
-                )
+        unreadable: list[GenesysError] = []
+        for conversation_id, read in zip(candidates, reads, strict=True):
+            if isinstance(read, GenesysError):
+                unreadable.append(read)
+            elif read is not None:
+                matches.extend(_matches(read, number, hits.get(conversation_id)))
+        if not matches and unreadable and all(_passing(e) for e in unreadable):
+            # Genesys is down or busy, not refusing: the look-up failed, as it would alone.
+            raise unreadable[0]
         matches.sort(key=lambda m: m.connected_at or datetime.max.replace(tzinfo=UTC))
-        return matches
+        return CallLookup(tuple(matches), tuple(unreadable), realtime=bool(answered))
+
+    def check_realtime_sources(self) -> list[SourceStatus]:
+        """Ask each real-time source once (for a number no call has) and say how each fares.
+
+        Run at start, so that the log names a missing permission before anyone needs it.
+        """
+        started = time.monotonic()
+        self._sign_in()
+        for source in RealtimeSource:
+            self._realtime_candidates(source, PROBE_NUMBER, started, budget=None)
+        return self._realtime.statuses()
+
+    def realtime_statuses(self) -> list[SourceStatus]:
+        """How each real-time source fared when last asked (no request is sent)."""
+        return self._realtime.statuses()
 
     def get_live_call(self, conversation_id: str) -> LiveCall:
         """The call as Genesys sees it now; raises `CallNotFound` for an unknown call."""
@@ -216,7 +258,11 @@ class GenesysCalls:
         try:
             live = self.get_live_call(conversation_id)
         except CallNotFound:
-            return result(DisconnectOutcome.ALREADY_GONE, "The call has already ended.")
+            # Any 404, whatever Genesys' code for it: the call is over.
+            return result(
+                DisconnectOutcome.ALREADY_GONE,
+                "The caller had already hung up: the call has ended.",
+            )
         party = live.party(participant_id)
         if party is None or party.state in GONE_STATES:
             return result(DisconnectOutcome.ALREADY_GONE, "The caller had already hung up.")
@@ -254,16 +300,15 @@ class GenesysCalls:
             )
 
         try:
-            self._request("disconnecting the caller", send_patch)
-        except GenesysRequestRejected as error:
-            if error.code not in _ALREADY_GONE_CODES:
+            self._request("disconnecting the caller", send_patch, needs=DISCONNECT_PERMISSION)
+        except (GenesysRequestRejected, CallNotFound) as error:
+            # A 404 (the call or the participant is gone) or a 400 saying it disconnected.
+            if isinstance(error, GenesysRequestRejected) and error.code not in _ALREADY_GONE_CODES:
                 raise
             if attempts == 1:
                 return result(DisconnectOutcome.ALREADY_GONE, "The caller had already hung up.")
             # An earlier attempt may have gone through before its answer was lost: the
             # confirming read below tells whether the participant has left.
-        except CallNotFound:
-            return result(DisconnectOutcome.ALREADY_GONE, "The call has already ended.")
         except GenesysUnavailable as error:
             # A timeout or 5xx does not say the PATCH was not applied: look before saying so.
             if not self._has_left(conversation_id, participant_id):
@@ -293,21 +338,20 @@ class GenesysCalls:
 
     # ---------------------------------------------------------------- lookup
 
-    def _query_conversations(self, number: str) -> list[_AnalyticsHit]:
+    def _query_conversations(self, number: str) -> list[queries.DetailsHit]:
         """Every not-ended voice conversation whose ani or dnis is `number`, all pages."""
         now = self._now()
         interval = f"{_iso(now - timedelta(days=1))}/{_iso(now + timedelta(minutes=1))}"
-        hits: dict[str, _AnalyticsHit] = {}
+        hits: dict[str, queries.DetailsHit] = {}
         for page_number in range(1, self._config.lookup_max_pages + 1):
-            query = _conversation_query(
+            query = queries.details_query(
                 number, interval, self._config.lookup_page_size, page_number
             )
-            # The SDK silently swaps unknown enum values for "outdated_sdk_version" and sends them.
-            serialised = json.dumps(self._api_client.sanitize_for_serialization(query))
-            if "outdated_sdk_version" in serialised:
-                raise AssertionError("the analytics query uses a value this SDK does not know")
+            queries.ensure_known_values(self._api_client.sanitize_for_serialization(query))
             page = self._request(
-                "looking up calls", functools.partial(self._read_analytics_page, query)
+                "looking up calls",
+                functools.partial(self._read_details_page, query),
+                needs=ANALYTICS_PERMISSION,
             )
             if not page:
                 break
@@ -322,10 +366,52 @@ class GenesysCalls:
             )
         return list(hits.values())
 
-    def _read_analytics_page(self, query: Any) -> list[_AnalyticsHit]:
-        return _parse_analytics_page(
-            self._call_json("POST", "/api/v2/analytics/conversations/details/query", body=query)
-        )
+    def _read_details_page(self, query: Any) -> list[queries.DetailsHit]:
+        return queries.read_details_page(self._call_json("POST", queries.DETAILS_PATH, body=query))
+
+    def _realtime_candidates(
+        self, source: RealtimeSource, number: str, started: float, budget: float | None
+    ) -> list[str] | None:
+        """The conversation ids one real-time source lists for `number`; None if it failed.
+
+        One attempt, no retries: it is best-effort, and the look-up does not wait for it past
+        its budget. Every outcome is recorded in `self._realtime`, which logs each new cause.
+        """
+        if source is RealtimeSource.QUEUES:
+            path, query = (
+                queries.CONVERSATION_ACTIVITY_PATH,
+                queries.conversation_activity_query(number),
+            )
+        else:
+            path, query = queries.FLOW_ACTIVITY_PATH, queries.flow_activity_query(number)
+        what = f"looking up {source.label} in real time"
+        try:
+            queries.ensure_known_values(self._api_client.sanitize_for_serialization(query))
+            found = self._once(
+                what,
+                lambda: queries.read_activity_answer(
+                    self._call_json(
+                        "POST", path, body=query, query_params={"pageSize": ACTIVITY_PAGE_SIZE}
+                    )
+                ),
+                needs=source.permission,
+            )
+        except GenesysError as error:
+            self._realtime.failed(source, error)
+            return None
+        except Exception as exc:
+            # Whatever else goes wrong in a best-effort source must not fail the look-up.
+            logger.exception("Real-time lookup of %s failed", source.label)
+            self._realtime.failed(source, GenesysUnavailable(f"an internal error ({exc!r})"))
+            return None
+        if budget is not None and time.monotonic() - started > budget:
+            self._realtime.failed(
+                source,
+                GenesysUnavailable(f"it answers later than a look-up waits for it ({budget:g} s)"),
+            )
+            return found
+        self._realtime.answered(source)
+        return found
 
     def _call_json(
         self,
@@ -333,6 +419,7 @@ class GenesysCalls:
         path: str,
         *,
         path_params: dict[str, str] | None = None,
+        query_params: dict[str, Any] | None = None,
         body: Any = None,
     ) -> Any:
         """One request through the SDK's ApiClient, as its generated API methods send it; the
@@ -341,13 +428,13 @@ class GenesysCalls:
         The SDK builds its models by walking every field of every nested class by reflection:
         profiled, that was about a quarter of the bot's CPU per command (a call read alone
         makes ~95 nested objects). The bot reads a handful of fields, so it reads them from
-        the JSON (`_parse_live_call`, `_parse_analytics_page`).
+        the JSON (`_parse_live_call`, `genesys.queries`).
         """
         return self._api_client.call_api(
             path,
             method,
             path_params or {},
-            {},
+            query_params or {},
             {"Accept": "application/json", "Content-Type": "application/json"},
             body=body,
             post_params=[],
@@ -356,12 +443,19 @@ class GenesysCalls:
             auth_settings=["PureCloud OAuth"],
         )
 
-    def _live_call_or_none(self, conversation_id: str) -> LiveCall | None:
+    def _read_candidate(self, conversation_id: str) -> LiveCall | GenesysError | None:
+        """The candidate's live call; None when it has ended; the error when it is unreadable."""
         try:
             return self.get_live_call(conversation_id)
         except CallNotFound:
-            # Analytics keeps "zombies" whose end was never recorded.
+            # Over (analytics keeps "zombies" whose end was never recorded), whatever the code.
             return None
+        except GenesysAuthenticationError:
+            # The OAuth client itself was refused: every read fails alike, so say that.
+            raise
+        except GenesysError as error:
+            logger.warning("Could not read candidate call %s: %r", conversation_id, error)
+            return error
 
     def _has_left(self, conversation_id: str, participant_id: str) -> bool:
         """One read: True when the participant is known to have left; False if unsure."""
@@ -392,49 +486,68 @@ class GenesysCalls:
 
     # ---------------------------------------------------------------- requests
 
-    def _request(self, what: str, call: Callable[[], T]) -> T:
-        """Run one SDK call with a valid token, bounded retries and error translation."""
+    def _request(self, what: str, call: Callable[[], T], *, needs: str | None = None) -> T:
+        """Run one SDK call with a valid token, bounded retries and error translation.
+
+        `needs`: the least-privileged permission the operation needs, named when Genesys'
+        403 lists several permissions.
+        """
+        return self._retrying(what, lambda: self._attempt(what, call, needs))
+
+    def _sign_in(self) -> None:
+        """Have a valid token (signing in, with retries, if needed) before requests fan out,
+        so that concurrent requests share one sign-in instead of each trying their own."""
+        self._retrying("signing in", self._ensure_token)
+
+    def _retrying(self, what: str, attempt: Callable[[], T]) -> T:
+        """Run `attempt` again while it fails in a retryable way, within the retry policy."""
         policy = self._config.retry
         started = self._clock()
-        attempt = 0
+        tries = 0
         while True:
-            attempt += 1
+            tries += 1
             try:
-                value = self._attempt(what, call)
+                return attempt()
             except _Retryable as retryable:
                 delay = (
                     retryable.retry_after
                     if retryable.retry_after is not None
-                    else policy.backoff(attempt)
+                    else policy.backoff(tries)
                 )
                 spent = self._clock() - started
-                if attempt >= policy.max_attempts or spent + delay > policy.max_total_seconds:
+                if tries >= policy.max_attempts or spent + delay > policy.max_total_seconds:
                     raise retryable.error from retryable
                 logger.info(
                     "Genesys %s failed (%s); retrying in %.2f s", what, retryable.error, delay
                 )
                 self._sleep(delay)
-                continue
-            self._last_contact = self._now()
-            return value
 
-    def _attempt(self, what: str, call: Callable[[], T]) -> T:
+    def _once(self, what: str, call: Callable[[], T], *, needs: str | None = None) -> T:
+        """One attempt, no retries: for best-effort requests, which must not hold anything up."""
+        try:
+            return self._attempt(what, call, needs)
+        except _Retryable as retryable:
+            raise retryable.error from retryable
+
+    def _attempt(self, what: str, call: Callable[[], T], needs: str | None) -> T:
         token = self._ensure_token()
         # Paced after the token, so a request's place is taken when it is really sent.
         self._pace(what)
         try:
-            return self._translate(what, call)
+            value = self._translate(what, call, needs)
         except GenesysAuthenticationError:
             # The token was revoked or expired early: sign in again, once.
             self._forget_token(token)
             self._ensure_token()
-            return self._translate(what, call)
+            value = self._translate(what, call, needs)
+        self._last_contact = self._now()
+        return value
 
-    def _translate(self, what: str, call: Callable[[], T]) -> T:
+    def _translate(self, what: str, call: Callable[[], T], needs: str | None) -> T:
         try:
             return call()
         except ApiException as exc:
-            error = _error_from_api_exception(exc, what)
+            error = _error_from_api_exception(exc, what, needs)
             if isinstance(error, GenesysRateLimited | GenesysUnavailable):
                 raise _Retryable(error, _retry_after(exc)) from exc
             raise error from exc
@@ -509,7 +622,7 @@ class GenesysCalls:
                     "GENESYS_CLIENT_SECRET, and that the client uses the Client Credentials grant.",
                     status=exc.status,
                 ) from exc
-            error = _error_from_api_exception(exc, "signing in")
+            error = _error_from_api_exception(exc, "signing in", None)
             if isinstance(error, GenesysRateLimited | GenesysUnavailable):
                 raise _Retryable(error, _retry_after(exc)) from exc
             raise error from exc
@@ -541,84 +654,61 @@ def _token_answer(response: Any) -> tuple[str, float]:
 # -------------------------------------------------------------------- parsing
 
 
-@dataclass(frozen=True)
-class _AnalyticsHit:
-    conversation_id: str
-    agent_names: tuple[str, ...]
-    queue_names: tuple[str, ...]
-    direction: str | None
+def _matches(live: LiveCall, number: str, hit: queries.DetailsHit | None) -> list[CallMatch]:
+    """The card's entries for one confirmed call: one per live outside party with `number`.
 
-
-def _conversation_query(number: str, interval: str, page_size: int, page_number: int) -> Any:
-    """The analytics conversation-details query for live voice calls with this ani/dnis."""
-    not_ended = sdk.ConversationDetailQueryFilter()
-    not_ended.type = "and"
-    not_ended.predicates = [_predicate(sdk.ConversationDetailQueryPredicate, "conversationEnd")]
-    voice = sdk.SegmentDetailQueryFilter()
-    voice.type = "and"
-    voice.predicates = [_predicate(sdk.SegmentDetailQueryPredicate, "mediaType", "voice")]
-    by_number = sdk.SegmentDetailQueryFilter()
-    by_number.type = "or"
-    by_number.predicates = [
-        _predicate(sdk.SegmentDetailQueryPredicate, "ani", tel_uri(number)),
-        _predicate(sdk.SegmentDetailQueryPredicate, "dnis", tel_uri(number)),
-    ]
-    paging = sdk.PagingSpec()
-    paging.page_size = page_size
-    paging.page_number = page_number
-    query = sdk.ConversationQuery()
-    query.conversation_filters = [not_ended]
-    query.segment_filters = [voice, by_number]
-    query.order = "desc"
-    query.order_by = "conversationStart"
-    query.interval = interval
-    query.paging = paging
-    return query
-
-
-def _predicate(model: Any, dimension: str, value: str | None = None) -> Any:
-    predicate = model()
-    predicate.type = "dimension"
-    predicate.dimension = dimension
-    if value is None:
-        predicate.operator = "notExists"
+    Names come from the details index when it lists the call. A call found only in real
+    time is not indexed yet: its queue and IVR names come from the live call's own legs, and
+    its agent, whose leg often carries no name there, is said to be there without a name.
+    """
+    if hit is not None:
+        agents, queues, direction = hit.agent_names, hit.queue_names, hit.direction
     else:
-        predicate.operator = "matches"
-        predicate.value = value
-    return predicate
+        agent_list = live.names("agent", "user", live_only=True)
+        if not agent_list and live.has_live("agent", "user"):
+            agent_list = [UNNAMED_AGENT]
+        queue_list = live.names("acd")
+        queue_list += [f"IVR {name}" for name in live.names("ivr", live_only=True)]
+        agents, queues, direction = tuple(agent_list), tuple(queue_list), None
+    return [
+        CallMatch(
+            conversation_id=live.conversation_id,
+            participant_id=party.participant_id,
+            number=number,
+            purpose=party.purpose,
+            participant_name=party.name,
+            agent_names=agents,
+            queue_names=queues,
+            direction=direction,
+            connected_at=party.connected_at,
+        )
+        for party in live.droppable_parties(number)
+    ]
 
 
-def _parse_analytics_page(answer: Any) -> list[_AnalyticsHit]:
-    """The conversations of one page of an analytics details query answer (its JSON)."""
-    if not isinstance(answer, dict):
-        raise ValueError("the analytics answer is not a JSON object")
-    conversations = answer.get("conversations") or []
-    if not isinstance(conversations, list):
-        raise ValueError("the analytics answer's conversations are not a list")
-    return [_parse_analytics_hit(conversation) for conversation in conversations]
+def _passing(error: GenesysError) -> bool:
+    """True for a failure that says nothing about the call: Genesys down, busy or unreachable."""
+    return isinstance(error, GenesysUnavailable | GenesysRateLimited)
 
 
-def _parse_analytics_hit(conversation: Any) -> _AnalyticsHit:
-    conversation_id = conversation.get("conversationId") if isinstance(conversation, dict) else None
-    if not isinstance(conversation_id, str):
-        raise ValueError("an analytics conversation has no conversationId")
-    agents: list[str] = []
-    queues: list[str] = []
-    for participant in conversation.get("participants") or []:
-        name = _text(participant.get("participantName"))
-        if not name:
-            continue
-        purpose = participant.get("purpose")
-        if purpose in ("agent", "user") and name not in agents:
-            agents.append(name)
-        elif purpose == "acd" and name not in queues:
-            queues.append(name)
-    return _AnalyticsHit(
-        conversation_id=conversation_id,
-        agent_names=tuple(agents),
-        queue_names=tuple(queues),
-        direction=_text(conversation.get("originatingDirection")),
-    )
+def _in_background(function: Callable[..., T], *args: Any) -> Future[T]:
+    """Run `function(*args)` in a daemon thread; its future may be abandoned.
+
+    Not a ThreadPoolExecutor: its threads are joined at exit, so a hung best-effort request
+    would hold a stopping bot up for its whole timeout.
+    """
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # noqa: BLE001  # handed to whoever reads the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="genesys-realtime", daemon=True).start()
+    return future
 
 
 def _parse_live_call(raw: Any) -> LiveCall:
@@ -713,25 +803,43 @@ def _retry_after(exc: ApiException) -> float | None:
         return None
 
 
-def _error_from_api_exception(exc: ApiException, what: str) -> GenesysError:
-    """Turn an SDK ApiException into the GenesysError a supervisor can act on."""
+def _error_from_api_exception(exc: ApiException, what: str, needs: str | None) -> GenesysError:
+    """Turn an SDK ApiException into the GenesysError a supervisor can act on.
+
+    `needs` is the least-privileged permission the operation needs, if one is known.
+    """
     body = _error_body(exc)
     status = int(exc.status or 0)
     code = body.get("code") if isinstance(body.get("code"), str) else None
     context_id = body.get("contextId") if isinstance(body.get("contextId"), str) else None
     message = body.get("message") if isinstance(body.get("message"), str) else None
-    details: dict[str, Any] = {"status": status, "code": code, "context_id": context_id}
+    details: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "context_id": context_id,
+        "reason": message,
+    }
     if status == 401:
         return GenesysAuthenticationError(
             "Genesys Cloud no longer accepts the bot's sign-in. Check the OAuth client.",
             **details,
         )
     if status == 403:
-        permission = _missing_permission(body, what)
+        permission = _named_permission(body, needs)
         if permission is None:
+            # Without a named permission, a 403 is as often a division the role does not
+            # cover as anything else: say what Genesys said, and claim nothing more.
+            said = ", ".join(
+                part for part in (code, f"contextId {context_id}" if context_id else None) if part
+            )
+            also = (
+                f" (for this it also needs {PERMISSION_NAMES.get(needs, needs)})" if needs else ""
+            )
             return GenesysPermissionError(
-                f"Genesys Cloud refused the bot's OAuth client while {what} (403: "
-                f"{message or 'no reason given'}). Check the client's role and divisions.",
+                f"Genesys Cloud refused the bot access while {what} (403"
+                f"{': ' + said if said else ''}; it said: {message or 'no reason given'}). "
+                "This is often a division the bot's role does not cover: check that the role "
+                f"is granted in the call's division{also}.",
                 **details,
             )
         readable = PERMISSION_NAMES.get(permission, permission)
@@ -742,7 +850,9 @@ def _error_from_api_exception(exc: ApiException, what: str) -> GenesysError:
             permission=permission,
             **details,
         )
-    if status == 404 and code in (None, "not.found"):
+    if status == 404:
+        # Any 404 on a conversation means it is over, whatever the code
+        # ("not.found", "conversation.error.conversation.not.found", ...).
         return CallNotFound("Genesys Cloud has no such call any more: it has ended.", **details)
     if status == 429:
         wait = _retry_after(exc)
@@ -769,15 +879,17 @@ def _error_from_api_exception(exc: ApiException, what: str) -> GenesysError:
 _PERMISSION = re.compile(r"\b[a-z][A-Za-z]*:[A-Za-z]+:[A-Za-z]+\b")
 
 
-def _missing_permission(body: dict[str, Any], what: str) -> str | None:
-    """The permission Genesys names in a 403, or the one this operation is known to need."""
-    named = _PERMISSION.search(json.dumps(body))
-    if named:
-        return named.group(0)
-    return {
-        "disconnecting the caller": DISCONNECT_PERMISSION,
-        "looking up calls": ANALYTICS_PERMISSION,
-    }.get(what)
+def _named_permission(body: dict[str, Any], needs: str | None) -> str | None:
+    """The permission a 403 body names; of several, the one this operation needs.
+
+    Genesys' `missing.any.permissions` lists every permission that would have been enough;
+    the least-privileged one for the operation (`needs`) is the one to ask an admin for.
+    None when the body names no permission at all.
+    """
+    named = list(dict.fromkeys(_PERMISSION.findall(json.dumps(body))))
+    if not named:
+        return None
+    return needs if needs in named else named[0]
 
 
 def _network_reason(exc: urllib3.exceptions.HTTPError) -> str:

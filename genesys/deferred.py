@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from genesys.errors import GenesysUnavailable
-from genesys.models import CallMatch, DisconnectResult, LiveCall
+from genesys.models import CallLookup, DisconnectResult, LiveCall
+from genesys.realtime import SourceStatus
 
 if TYPE_CHECKING:
     # Not imported here: importing it loads the SDK, which is what `build` does in the
@@ -51,9 +52,17 @@ class DeferredGenesysCalls:
         """When Genesys last answered; None until the client exists and has been used."""
         return self._calls.last_contact if self._calls is not None else None
 
-    def find_active_calls(self, number: str) -> list[CallMatch]:
+    def find_active_calls(self, number: str) -> CallLookup:
         """See `GenesysCalls.find_active_calls`."""
         return self._client().find_active_calls(number)
+
+    def check_realtime_sources(self) -> list[SourceStatus]:
+        """See `GenesysCalls.check_realtime_sources`."""
+        return self._client().check_realtime_sources()
+
+    def realtime_statuses(self) -> list[SourceStatus]:
+        """See `GenesysCalls.realtime_statuses`; empty until the client exists."""
+        return self._calls.realtime_statuses() if self._calls is not None else []
 
     def get_live_call(self, conversation_id: str) -> LiveCall:
         """See `GenesysCalls.get_live_call`."""

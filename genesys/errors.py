@@ -8,8 +8,9 @@
     ├── CallNotFound                  the conversation does not exist (any more)
     └── GenesysRequestRejected        any other 4xx, with Genesys' own code and message
 
-`str(error)` is the supervisor-facing sentence; `status`, `code` and `context_id` keep the
-Genesys details for logs and the audit trail.
+`str(error)` is the supervisor-facing sentence; `status`, `code`, `context_id` and `reason`
+(Genesys' own message) keep the Genesys details for logs, the audit trail and sentences that
+quote Genesys.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 PERMISSION_NAMES = {
     "conversation:communication:disconnect": "Conversation > Communication > Disconnect",
     "analytics:conversationDetail:view": "Analytics > Conversation Detail > View",
+    "analytics:queueObservation:view": "Analytics > Queue Observation > View",
+    "analytics:flowObservation:view": "Analytics > Flow Observation > View",
 }
 
 
@@ -31,12 +34,14 @@ class GenesysError(Exception):
         status: int | None = None,
         code: str | None = None,
         context_id: str | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.context_id = context_id
+        self.reason = reason
 
     def __str__(self) -> str:
         return self.message
@@ -57,8 +62,9 @@ class GenesysRateLimited(GenesysError):
         status: int | None = 429,
         code: str | None = None,
         context_id: str | None = None,
+        reason: str | None = None,
     ) -> None:
-        super().__init__(message, status=status, code=code, context_id=context_id)
+        super().__init__(message, status=status, code=code, context_id=context_id, reason=reason)
         self.retry_after = retry_after
 
 
@@ -77,8 +83,9 @@ class GenesysPermissionError(GenesysError):
         status: int | None = 403,
         code: str | None = None,
         context_id: str | None = None,
+        reason: str | None = None,
     ) -> None:
-        super().__init__(message, status=status, code=code, context_id=context_id)
+        super().__init__(message, status=status, code=code, context_id=context_id, reason=reason)
         self.permission = permission
 
 

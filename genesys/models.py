@@ -9,6 +9,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from genesys.errors import GenesysError
+
 # Participant states in which a leg is still on the call. "disconnected" and "terminated"
 # are the two end states; "none", "converting", "uploading" and "transmitting" are not calls.
 LIVE_STATES = frozenset({"alerting", "dialing", "contacting", "offering", "connected", "parked"})
@@ -59,6 +61,20 @@ class LiveCall:
         """The live outside parties carrying `number`."""
         return [p for p in self.parties if p.is_droppable_for(number)]
 
+    def names(self, *purposes: str, live_only: bool = False) -> list[str]:
+        """The names of the legs with these purposes (only live ones with `live_only`)."""
+        names: list[str] = []
+        for party in self.parties:
+            if party.purpose not in purposes or (live_only and not party.is_live):
+                continue
+            if party.name and party.name not in names:
+                names.append(party.name)
+        return names
+
+    def has_live(self, *purposes: str) -> bool:
+        """True when a leg with one of these purposes is still on the call."""
+        return any(p.purpose in purposes and p.is_live for p in self.parties)
+
 
 @dataclass(frozen=True)
 class CallMatch:
@@ -73,6 +89,21 @@ class CallMatch:
     queue_names: tuple[str, ...]
     direction: str | None
     connected_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CallLookup:
+    """What looking a number up found, and what stood in the way.
+
+    `matches` are confirmed against the live call. `unreadable` holds, for each candidate call
+    the bot could not read (a 403 or another refusal), Genesys' error: such calls may be live,
+    so "no active call" would not be the truth. `realtime` is True when at least one real-time
+    source answered, so a call too new for the conversation index would have been found.
+    """
+
+    matches: tuple[CallMatch, ...]
+    unreadable: tuple[GenesysError, ...] = ()
+    realtime: bool = False
 
 
 class DisconnectOutcome(enum.Enum):

@@ -4,11 +4,19 @@ It serves what drop-caller uses, with the real paths and JSON shapes (see genesy
 examples/ in the shared reference folder):
 
 - ``POST /oauth/token`` (client credentials, HTTP Basic);
-- ``POST /api/v2/analytics/conversations/details/query``, answered from the live calls;
+- ``POST /api/v2/analytics/conversations/details/query``, answered from the live calls once
+  they are indexed (``index_delay`` seconds after they start, as Genesys builds it
+  asynchronously);
+- ``POST /api/v2/analytics/conversations/activity/query`` (real-time queue observation: calls
+  waiting in, alerting from or talking through a queue) and
+  ``POST /api/v2/analytics/flows/activity/query`` (callers in an IVR flow), with no lag;
 - ``GET /api/v2/conversations/calls/{conversationId}``;
 - ``PATCH /api/v2/conversations/calls/{conversationId}/participants/{participantId}``.
 
-Tests seed live calls, script failures with ``inject`` and read back what was received.
+Tests seed live calls, script failures with ``inject``, hide calls from the OAuth client
+(``restrict_call``, a 403 as for a division its role does not cover) and read back what was
+received. ``number_form`` chooses how analytics records numbers (``tel:+1…`` or bare ``+1…``:
+orgs differ) and ``not_found_code`` which of Genesys' 404 codes an unknown call gets.
 Standard library only; all state sits behind one lock.
 """
 
@@ -35,6 +43,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 DISCONNECT_PERMISSION = "conversation:communication:disconnect"
 ANALYTICS_PERMISSION = "analytics:conversationDetail:view"
+QUEUE_OBSERVATION_PERMISSION = "analytics:queueObservation:view"
+FLOW_OBSERVATION_PERMISSION = "analytics:flowObservation:view"
 ORG_NUMBER = "tel:+18005550100"
 DIVISION_ID = "0edd806a-1a02-45f9-bc3a-32f430151b65"
 
@@ -43,6 +53,41 @@ _CALLER_PURPOSES = frozenset({"customer", "external"})
 _CALL_PATH = re.compile(r"^/api/v2/conversations/calls/([^/]+)$")
 _PARTICIPANT_PATH = re.compile(r"^/api/v2/conversations/calls/([^/]+)/participants/([^/]+)$")
 _ANALYTICS_PATH = "/api/v2/analytics/conversations/details/query"
+_CONVERSATION_ACTIVITY_PATH = "/api/v2/analytics/conversations/activity/query"
+_FLOW_ACTIVITY_PATH = "/api/v2/analytics/flows/activity/query"
+# The dimensions the SDK's activity query predicates allow (ConversationActivityQueryPredicate
+# and FlowActivityQueryPredicate).
+_ACTIVITY_DIMENSIONS = frozenset(
+    {
+        "activeRouting",
+        "addressFrom",
+        "addressTo",
+        "agentScore",
+        "ani",
+        "conversationId",
+        "convertedFrom",
+        "convertedTo",
+        "direction",
+        "dnis",
+        "mediaType",
+        "participantName",
+        "queueId",
+        "requestedLanguageId",
+        "requestedRouting",
+        "requestedRoutingSkillId",
+        "routingPriority",
+        "scoredAgentId",
+        "sessionId",
+        "teamId",
+        "usedRouting",
+        "userId",
+    }
+)
+_FLOW_DIMENSIONS = _ACTIVITY_DIMENSIONS | {"flowId", "flowType"}
+_CONVERSATION_METRICS = frozenset(
+    {"oAlerting", "oInteracting", "oLongestInteracting", "oLongestWaiting", "oWaiting"}
+)
+_FLOW_METRICS = frozenset({"oFlow"})
 _SIP_NUMBER = re.compile(r"^sip:(\+\d+)@")
 _CONVERSATION_DIMENSIONS = frozenset(
     {"conversationEnd", "conversationId", "conversationStart", "divisionId", "originatingDirection"}
@@ -128,6 +173,8 @@ class _Call:
     seq: int
     session_ids: dict[str, str] = field(default_factory=dict)
     zombie: bool = False
+    indexed_at: float = 0.0  # time.monotonic() from which the details query lists the call
+    restricted: Any = None  # a 403 body for GET: the OAuth client may not read this call
 
 
 @dataclass
@@ -170,15 +217,18 @@ def _is_live(participant: dict[str, Any]) -> bool:
     return participant.get("state") not in _ENDED_STATES
 
 
-def _analytics_address(value: Any) -> Any:
-    """Analytics normalises ``sip:+NNN@host;...`` and bare ``+NNN`` to ``tel:+NNN``."""
+def _analytics_address(value: Any, form: str = "tel") -> Any:
+    """Analytics normalises ``sip:+NNN@host;...``, ``tel:+NNN`` and bare ``+NNN`` to one form:
+    ``tel:+NNN`` in most orgs, the bare ``+NNN`` in some (``form``)."""
     if not isinstance(value, str):
         return value
     if match := _SIP_NUMBER.match(value):
-        return f"tel:{match.group(1)}"
-    if re.fullmatch(r"\+\d+", value):
-        return f"tel:{value}"
-    return value
+        number = match.group(1)
+    elif re.fullmatch(r"(tel:)?\+\d+", value):
+        number = value.removeprefix("tel:")
+    else:
+        return value
+    return number if form == "bare" else f"tel:{number}"
 
 
 def _error(
@@ -368,6 +418,9 @@ class FakeGenesys:
     disconnect_delay: float = 0.0  # seconds before a PATCHed participant reaches "disconnected"
     ignore_disconnects: bool = False  # PATCH answers 202 but the participant never leaves
     latency: float = 0.0  # seconds to wait before answering every request
+    index_delay: float = 0.0  # seconds before a new call is listed by the details query
+    number_form: str = "tel"  # how analytics records numbers: "tel" (tel:+1…) or "bare" (+1…)
+    not_found_code: str = "not.found"  # Genesys' code on a 404 for an unknown call
 
     def __init__(
         self,
@@ -452,17 +505,8 @@ class FakeGenesys:
         t0 = time.time() - connected_seconds_ago
         step = min(4.0, max(connected_seconds_ago, 0.0) / 4)
         queue_id = self._queue_id(queue_name)
-        customer = self._leg(
-            name=customer_name or number,
-            address=f"tel:{number}",
-            start=t0,
-            connected=t0,
-            purpose="customer",
-            state="connected",
-            direction="inbound",
-            queue=_ref("routing/queues", queue_id),
-            ani=f"tel:{number}",
-            dnis=ORG_NUMBER,
+        customer = self._customer_leg(
+            number, t0, name=customer_name, queue=_ref("routing/queues", queue_id)
         )
         ivr_address = f"sip:{_new_id()}@127.0.0.1;language=en-US;user=ivr"
         ivr = self._leg(
@@ -581,8 +625,29 @@ class FakeGenesys:
                 start=min(starts) if starts else datetime.now(UTC),
                 direction=direction,
                 seq=len(self._calls),
+                indexed_at=time.monotonic() + self.index_delay,
             )
         return cid
+
+    def add_ivr_call(
+        self, number: str, *, flow_name: str = "Main Line IVR", seconds_ago: float = 20.0
+    ) -> str:
+        """A caller still in an IVR flow: customer and IVR legs connected, no queue, no agent."""
+        t0 = time.time() - seconds_ago
+        ivr_address = f"sip:{_new_id()}@127.0.0.1;language=en-US;user=ivr"
+        customer = self._customer_leg(number, t0)
+        ivr = self._leg(
+            name=flow_name,
+            address=ivr_address,
+            start=t0,
+            connected=t0,
+            purpose="ivr",
+            state="connected",
+            direction="inbound",
+            ani=f"tel:{number}",
+            dnis=ivr_address,
+        )
+        return self.add_call([customer, ivr])
 
     def participants(self, conversation_id: str) -> list[dict[str, Any]]:
         """A copy of the call's current participants."""
@@ -613,6 +678,18 @@ class FakeGenesys:
         """End the whole call: every leg disconnected or terminated."""
         with self._lock:
             self._end(self._call(conversation_id))
+
+    def restrict_call(self, conversation_id: str, body: dict[str, Any] | None = None) -> None:
+        """The OAuth client may no longer read this call: GET answers 403, as for a call in a
+        division its role does not cover. `body`: Genesys' error body (default: the generic
+        `not.authorized`, which names no permission)."""
+        with self._lock:
+            self._call(conversation_id).restricted = body or _error(403).body
+
+    def remove_call(self, conversation_id: str) -> None:
+        """Forget the call, as Genesys does long after it ends: GET answers 404."""
+        with self._lock:
+            del self._calls[self._call(conversation_id).id]
 
     def make_zombie(self, conversation_id: str) -> None:
         """End the live call, but keep analytics reporting it as not ended."""
@@ -684,6 +761,11 @@ class FakeGenesys:
                 r for r in self.requests if r.method == method.upper() and pattern.search(r.path)
             ]
 
+    def forget_requests(self) -> None:
+        """Forget what was received so far (not the tokens issued)."""
+        with self._lock:
+            self.requests.clear()
+
     def patches(self) -> list[tuple[str, str, Any]]:
         """(conversation_id, participant_id, body) of every participant PATCH received."""
         with self._lock:
@@ -750,6 +832,10 @@ class FakeGenesys:
             return _error(401)
         if path == _ANALYTICS_PATH and method == "POST":
             return self._analytics_query(request.body)
+        if path == _CONVERSATION_ACTIVITY_PATH and method == "POST":
+            return self._activity_query(request, flows=False)
+        if path == _FLOW_ACTIVITY_PATH and method == "POST":
+            return self._activity_query(request, flows=True)
         if (match := _CALL_PATH.match(path)) and method == "GET":
             return self._get_call(match.group(1))
         if (match := _PARTICIPANT_PATH.match(path)) and method == "PATCH":
@@ -797,7 +883,11 @@ class FakeGenesys:
         size, number = paging.get("pageSize", 25), paging.get("pageNumber", 1)
         if not (_positive_int(size) and _positive_int(number) and size <= 100):
             return _error(400, message="paging.pageSize must be 1..100 and pageNumber >= 1.")
-        calls = sorted(self._calls.values(), key=lambda c: (c.start, c.seq))
+        indexed = time.monotonic()
+        calls = sorted(
+            (call for call in self._calls.values() if call.indexed_at <= indexed),
+            key=lambda c: (c.start, c.seq),
+        )
         if body.get("order", "desc") != "asc":
             calls.reverse()
         try:
@@ -854,11 +944,13 @@ class FakeGenesys:
             )
         view["originatingDirection"] = call.direction
         view["divisionIds"] = [DIVISION_ID]
-        view["participants"] = [self._analytics_participant(call, p) for p in call.participants]
+        view["participants"] = [
+            self._analytics_participant(call, p, self.number_form) for p in call.participants
+        ]
         return view
 
     @staticmethod
-    def _analytics_participant(call: _Call, leg: dict[str, Any]) -> dict[str, Any]:
+    def _analytics_participant(call: _Call, leg: dict[str, Any], form: str) -> dict[str, Any]:
         entry: dict[str, Any] = {"participantId": leg["id"]}
         name = call.analytics_names.get(leg["id"], leg.get("name"))
         if name:
@@ -879,18 +971,145 @@ class FakeGenesys:
             "sessionId": call.session_ids.setdefault(leg["id"], _new_id()),
             "mediaType": "voice",
             "direction": leg.get("direction"),
-            "ani": _analytics_address(leg.get("ani")),
-            "dnis": _analytics_address(leg.get("dnis")),
+            "ani": _analytics_address(leg.get("ani"), form),
+            "dnis": _analytics_address(leg.get("dnis"), form),
             "provider": "Edge",
             "segments": [segment],
         }
         entry["sessions"] = [{k: v for k, v in session.items() if v is not None}]
         return entry
 
+    def _activity_query(self, request: RecordedRequest, *, flows: bool) -> _Reply:
+        """The conversation or flow activity query: real-time observations, no index lag."""
+        permission = FLOW_OBSERVATION_PERMISSION if flows else QUEUE_OBSERVATION_PERMISSION
+        if permission in self._denied:
+            return _missing_permission(permission)
+        body = request.body
+        if not isinstance(body, dict):
+            return _error(400, message="The request body must be a JSON object.")
+        allowed = _FLOW_METRICS if flows else _CONVERSATION_METRICS
+        metrics = body.get("metrics")
+        if not isinstance(metrics, list) or not metrics:
+            return _error(400, message="At least one metric is required.")
+        wanted = {m.get("metric") for m in metrics if isinstance(m, dict)}
+        if not wanted or not wanted <= allowed or len(wanted) != len(metrics):
+            return _error(400, message=f"Unknown or repeated metric in {sorted(map(str, wanted))}.")
+        group_by = body.get("groupBy")
+        dimensions = _FLOW_DIMENSIONS if flows else _ACTIVITY_DIMENSIONS
+        if not isinstance(group_by, list) or not group_by or not set(group_by) <= dimensions:
+            return _error(400, message="groupBy needs at least one valid dimension.")
+        size = request.query.get("pageSize", "100")
+        if not size.isdigit() or not 1 <= int(size) <= 100:
+            return _error(400, message="pageSize must be 1..100.")
+        entities = [
+            entity
+            for call in self._calls.values()
+            for entity in (self._flow_entities(call) if flows else self._queue_entities(call))
+            if entity["metric"] in wanted
+        ]
+        flt = body.get("filter")
+        if flt is not None:
+            try:
+                entities = [e for e in entities if _eval_filter(flt, e, dimensions)]
+            except _BadQueryError as exc:
+                return _error(400, message=str(exc))
+        groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for entity in entities:
+            groups.setdefault(tuple(entity.get(d) for d in group_by), []).append(entity)
+        results = []
+        for key, members in groups.items():
+            counts: dict[str, int] = {}
+            for entity in members:
+                counts[entity["metric"]] = counts.get(entity["metric"], 0) + 1
+            results.append(
+                {
+                    "group": {d: v for d, v in zip(group_by, key, strict=True) if v is not None},
+                    "data": [{"metric": m, "count": n} for m, n in counts.items()],
+                    "truncated": False,
+                    "entities": [{k: v for k, v in e.items() if v is not None} for e in members],
+                }
+            )
+        return _Reply(200, {"results": results, "entityIdDimension": "conversationId"})
+
+    def _queue_entities(self, call: _Call) -> list[dict[str, Any]]:
+        """What queue observation reports for a call now: one entity per live outside party,
+        while the call waits in a queue, alerts an agent from one or talks through one."""
+        legs = call.participants
+        queue_ids = [
+            leg["queue"]["id"]
+            for leg in legs
+            if isinstance(leg.get("queue"), dict)
+            and leg.get("purpose") in ("acd", "agent", "customer")
+        ]
+        if not queue_ids:
+            return []  # a call with no queue is not in queue observation
+        waiting = any(leg.get("purpose") == "acd" and _is_live(leg) for leg in legs)
+        agent = next(
+            (leg for leg in legs if leg.get("purpose") in ("agent", "user") and _is_live(leg)),
+            None,
+        )
+        if waiting:
+            metric = "oWaiting"
+        elif agent is not None:
+            metric = "oAlerting" if agent.get("state") == "alerting" else "oInteracting"
+        else:
+            return []
+        return [
+            self._entity(call, leg, metric, agent, queueId=queue_ids[0])
+            for leg in legs
+            if leg.get("purpose") in _CALLER_PURPOSES and _is_live(leg)
+        ]
+
+    def _flow_entities(self, call: _Call) -> list[dict[str, Any]]:
+        """What flow observation reports for a call now: its caller, while an IVR leg is live."""
+        ivr = next(
+            (leg for leg in call.participants if leg.get("purpose") == "ivr" and _is_live(leg)),
+            None,
+        )
+        if ivr is None:
+            return []
+        flow_id = call.session_ids.setdefault(f"flow:{ivr['id']}", _new_id())
+        return [
+            self._entity(call, leg, "oFlow", None, flowId=flow_id, flowType="INBOUNDCALL")
+            for leg in call.participants
+            if leg.get("purpose") in _CALLER_PURPOSES and _is_live(leg)
+        ]
+
+    def _entity(
+        self,
+        call: _Call,
+        leg: dict[str, Any],
+        metric: str,
+        agent: dict[str, Any] | None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        user = agent.get("user") if agent is not None else None
+        return {
+            "activityDate": (agent or leg).get("connectedTime") or leg.get("startTime"),
+            "metric": metric,
+            "ani": _analytics_address(leg.get("ani"), self.number_form),
+            "dnis": _analytics_address(leg.get("dnis"), self.number_form),
+            "conversationId": call.id,
+            "direction": leg.get("direction"),
+            "mediaType": "voice",
+            "sessionId": call.session_ids.setdefault(leg["id"], _new_id()),
+            "userId": user["id"] if isinstance(user, dict) else None,
+            **extra,
+        }
+
+    def _not_found(self) -> _Reply:
+        if self.not_found_code == "not.found":
+            return _error(404)
+        return _error(404, self.not_found_code, "The conversation could not be found.")
+
     def _get_call(self, conversation_id: str) -> _Reply:
         call = self._calls.get(conversation_id)
         if call is None:
-            return _error(404)
+            return self._not_found()
+        if call.restricted is not None:
+            reply = _error(403)
+            reply.body = {**call.restricted, "contextId": reply.headers["inin-correlation-id"]}
+            return reply
         body = {
             "id": call.id,
             "participants": copy.deepcopy(call.participants),
@@ -905,7 +1124,9 @@ class FakeGenesys:
             return _missing_permission(DISCONNECT_PERMISSION)
         call = self._calls.get(conversation_id)
         if call is None:
-            return _error(404)
+            return self._not_found()
+        if call.restricted is not None:
+            return _error(403, call.restricted.get("code"), call.restricted.get("message"))
         leg = next((p for p in call.participants if p.get("id") == participant_id), None)
         if leg is None:
             return _error(
@@ -1033,6 +1254,28 @@ class FakeGenesys:
             },
             ani=f"tel:{number}" if number else None,
             dnis=address,
+        )
+
+    def _customer_leg(
+        self,
+        number: str,
+        connected: float,
+        *,
+        name: str | None = None,
+        queue: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """An inbound caller, connected since `connected` (epoch seconds)."""
+        return self._leg(
+            name=name or number,
+            address=f"tel:{number}",
+            start=connected,
+            connected=connected,
+            purpose="customer",
+            state="connected",
+            direction="inbound",
+            queue=queue,
+            ani=f"tel:{number}",
+            dnis=ORG_NUMBER,
         )
 
     def _external_leg(self, number: str, connected: float) -> dict[str, Any]:

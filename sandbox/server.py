@@ -57,7 +57,11 @@ PAGE = Path(__file__).with_name("page.html")
 
 _CALLER_PURPOSES = frozenset({"customer", "external"})
 _ENDED = frozenset({"disconnected", "terminated"})
-_KINDS = ("inbound", "outbound", "conference")
+_KINDS = ("inbound", "outbound", "conference", "ivr")
+# A new call reaches the simulated conversation index this many seconds after it starts, as
+# Genesys builds it asynchronously: a call added from the page is found at first only through
+# the real-time sources, as a call that has just started is in a real org.
+INDEX_DELAY = 5.0
 _MAX_BODY = 64 * 1024
 
 StartResponse = Callable[..., Any]
@@ -157,11 +161,13 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         disconnect_delay: float = 0.5,
+        index_delay: float = INDEX_DELAY,
         seed: bool = True,
     ) -> None:
         self._host = host
         self._port = port
         self._disconnect_delay = disconnect_delay
+        self._index_delay = index_delay
         self._seed = seed
         self._lock = threading.Lock()
         self._notes: list[_Note] = []
@@ -215,6 +221,8 @@ class Sandbox:
         )
         if self._seed:
             self.seed()
+        # The seeded calls have been going for minutes; only calls added from now on lag.
+        self.genesys.index_delay = self._index_delay
         page_server, self.url = _serve(self.wsgi, self._host, self._port, "sandbox-page")
         self._servers.append(page_server)
 
@@ -275,19 +283,30 @@ class Sandbox:
         if kind not in _KINDS:
             raise SandboxError(f"A call is {', '.join(_KINDS)}, not {kind!r}.")
         if not numbers or (kind != "conference" and len(numbers) != 1):
-            raise SandboxError("An inbound or outbound call has one number; a conference two.")
+            raise SandboxError("A call has one number; a conference two.")
         if kind == "inbound":
             call_id = self.genesys.add_inbound_call(
                 numbers[0], agent_name=agent, queue_name=queue or "Billing"
             )
         elif kind == "outbound":
             call_id = self.genesys.add_outbound_call(numbers[0], agent_name=agent, queue_name=queue)
+        elif kind == "ivr":
+            call_id = self.genesys.add_ivr_call(numbers[0])
         else:
             call_id = self.genesys.add_conference(
                 numbers, agent_name=agent, queue_name=queue or "Billing"
             )
         with self._lock:
-            self._calls.append(_SimulatedCall(call_id, kind, (agent,), queue, time.time()))
+            in_ivr = kind == "ivr"
+            self._calls.append(
+                _SimulatedCall(
+                    call_id,
+                    kind,
+                    () if in_ivr else (agent,),
+                    None if in_ivr else queue,
+                    time.time(),
+                )
+            )
         return call_id
 
     def hang_up(self, call_id: str, participant_id: str | None = None) -> None:

@@ -161,6 +161,8 @@ def start_bot(
     confirm_timeout: float = 1.0,
     recover_after: timedelta = timedelta(minutes=2),
     catch_up_after: timedelta = timedelta(seconds=30),
+    realtime_budget: float = 3.0,
+    check_realtime: bool = True,
 ) -> Iterator[BotHarness]:
     """Build the bot exactly as app.py does and serve its WSGI app on 127.0.0.1:0."""
     environ = bot_environment(genesys, slack, Path(tmp))
@@ -179,15 +181,20 @@ def start_bot(
             ),
             confirm_timeout=confirm_timeout,
             confirm_interval=0.05,
+            realtime_budget=realtime_budget,
             requests_per_minute=settings.genesys_requests_per_minute,
         )
     )
     bot = create_bot(
         settings, calls, store, recover_after=recover_after, catch_up_after=catch_up_after
     )
-    bot.start_background()
+    bot.start_background(check_realtime=check_realtime)
     # As in production the identity is learnt in the background; tests want it settled.
     slack.wait_for(lambda: bot.identity.team_id is not None)
+    # So is the start-up check of the real-time sources. Tests look at what their own
+    # commands send to Genesys, so what the check sent is forgotten.
+    assert bot.realtime_checked.wait(10), "the start-up check of real-time lookup never ended"
+    genesys.forget_requests()
     application = bot.wsgi
     server = make_server(
         "127.0.0.1", 0, application, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler

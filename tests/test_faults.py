@@ -631,45 +631,52 @@ def test_token_expiring_mid_flow(
 @pytest.mark.parametrize("times", [1, 3], ids=["once", "persistent"])
 @pytest.mark.parametrize("stage", ["lookup", "disconnect"])
 def test_sign_in_service_failing(
-    bot: BotHarness, caplog: pytest.LogCaptureFixture, stage: str, times: int
+    genesys: FakeGenesys,
+    slack: FakeSlack,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    stage: str,
+    times: int,
 ) -> None:
     """POST /oauth/token answers 503: retried to success, or "unavailable while signing in"."""
-    _watch_logs(caplog, bot)
-    cid = bot.genesys.add_inbound_call(NUMBER)
-    customer = bot.genesys.participant_id(cid, "customer")
-    persistent = times == 3  # the policy's max attempts
-    sentence = "Genesys Cloud is unavailable (HTTP 503) while signing in"
-    if stage == "lookup":
-        bot.genesys.inject("POST", TOKEN, status=503, times=times)
-        sent = _command(bot, NUMBER)
-        if persistent:
-            _wait_told(bot, sent, GENESYS_BOUND, f"Could not look up {SHOWN}", sentence)
-            assert bot.slack.messages(CHANNEL) == []
-            _only_the_look_ups_recorded(bot, "lookup_failed")
+    # Without the start-up check of the real-time sources, which would sign in first.
+    with start_bot(genesys, slack, tmp_path, check_realtime=False) as bot:
+        _watch_logs(caplog, bot)
+        cid = bot.genesys.add_inbound_call(NUMBER)
+        customer = bot.genesys.participant_id(cid, "customer")
+        persistent = times == 3  # the policy's max attempts
+        sentence = "Genesys Cloud is unavailable (HTTP 503) while signing in"
+        if stage == "lookup":
+            bot.genesys.inject("POST", TOKEN, status=503, times=times)
+            sent = _command(bot, NUMBER)
+            if persistent:
+                _wait_told(bot, sent, GENESYS_BOUND, f"Could not look up {SHOWN}", sentence)
+                assert bot.slack.messages(CHANNEL) == []
+                _only_the_look_ups_recorded(bot, "lookup_failed")
+            else:
+                card = _open_card(bot, SHOWN, sent, GENESYS_BOUND)
+                _assert_dropped(bot, card, cid, customer, _click(bot, card), GENESYS_BOUND)
         else:
-            card = _open_card(bot, SHOWN, sent, GENESYS_BOUND)
-            _assert_dropped(bot, card, cid, customer, _click(bot, card), GENESYS_BOUND)
-    else:
-        card = _open_card(bot, SHOWN, _command(bot, NUMBER), SLACK_BOUND)
-        bot.genesys.expire_all_tokens()  # so the click must sign in again
-        bot.genesys.inject("POST", TOKEN, status=503, times=times)
-        clicked = _click(bot, card)
-        if persistent:
-            _card_says(bot, card, clicked, GENESYS_BOUND, "Not disconnected", sentence)
-            request_id = _state(bot, card, clicked, GENESYS_BOUND, "failed")
-            assert _kinds(bot, request_id) == ["requested", "approved", "outcome"]
-            assert _caller_state(bot, cid, customer) == "connected"
-        else:
-            _assert_dropped(bot, card, cid, customer, clicked, GENESYS_BOUND)
-    # Tokens issued: one for the card at the disconnect stage, one for the step under test
-    # unless the service never recovered; every refused sign-in is a request on top.
-    signed_in = (stage == "disconnect") + (not persistent)
-    assert bot.genesys.token_requests == signed_in
-    assert len(bot.genesys.requests_to("POST", TOKEN)) == signed_in + times
-    assert bot.genesys.patches() == ([] if persistent else [(cid, customer, DISCONNECTED)])
+            card = _open_card(bot, SHOWN, _command(bot, NUMBER), SLACK_BOUND)
+            bot.genesys.expire_all_tokens()  # so the click must sign in again
+            bot.genesys.inject("POST", TOKEN, status=503, times=times)
+            clicked = _click(bot, card)
+            if persistent:
+                _card_says(bot, card, clicked, GENESYS_BOUND, "Not disconnected", sentence)
+                request_id = _state(bot, card, clicked, GENESYS_BOUND, "failed")
+                assert _kinds(bot, request_id) == ["requested", "approved", "outcome"]
+                assert _caller_state(bot, cid, customer) == "connected"
+            else:
+                _assert_dropped(bot, card, cid, customer, clicked, GENESYS_BOUND)
+        # Tokens issued: one for the card at the disconnect stage, one for the step under test
+        # unless the service never recovered; every refused sign-in is a request on top.
+        signed_in = (stage == "disconnect") + (not persistent)
+        assert bot.genesys.token_requests == signed_in
+        assert len(bot.genesys.requests_to("POST", TOKEN)) == signed_in + times
+        assert bot.genesys.patches() == ([] if persistent else [(cid, customer, DISCONNECTED)])
 
-    _assert_keeps_serving(bot)
-    _assert_logs_masked(caplog, bot, (NUMBER, OTHER_NUMBER))
+        _assert_keeps_serving(bot)
+        _assert_logs_masked(caplog, bot, (NUMBER, OTHER_NUMBER))
 
 
 # ------------------------------------------------------------------ Genesys data faults
@@ -880,6 +887,9 @@ def test_card_update_lost_after_disconnect(
         cid = genesys.add_inbound_call(NUMBER)
         customer = genesys.participant_id(cid, "customer")
         card = _open_card(bot, SHOWN, _command(bot, NUMBER), SLACK_BOUND)
+        # The bot records where it posted the card just after Slack answers; a person's click
+        # comes later than that, so the progress card goes by chat.update.
+        slack.wait_for(lambda: bot.request_for(card).message_ts)
         # The caller leaves 0.5 s after the PATCH: time to break Slack between the progress
         # card (which goes out) and the outcome.
         genesys.disconnect_delay = 0.5

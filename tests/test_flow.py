@@ -431,7 +431,7 @@ def test_genesys_down_gives_a_clear_message(bot: BotHarness) -> None:
 
     assert answer.status == 200
     bot.slack.wait_for(lambda: any("unavailable" in t for t in bot.ephemeral_texts()))
-    assert len(bot.genesys.requests_to("POST", "/analytics/")) == 3
+    assert len(bot.genesys.requests_to("POST", "/details/query")) == 3
 
 
 def test_bot_not_in_channel_falls_back_to_response_url(bot: BotHarness) -> None:
@@ -649,8 +649,13 @@ def test_status_command_summarises_health(bot: BotHarness) -> None:
     bot.genesys.add_inbound_call(NUMBER)
     first = bot.command("status")
     assert "Checking the bot's health" in first.body
+    # The start-up check of the real-time sources has already been answered.
     bot.slack.wait_for(
-        lambda: any("Genesys Cloud: not contacted yet" in t for t in bot.ephemeral_texts())
+        lambda: any("Genesys Cloud: last answered" in t for t in bot.ephemeral_texts())
+    )
+    assert any(
+        "Real-time lookup: on (calls in queues, callers in IVR flows)." in t
+        for t in bot.ephemeral_texts()
     )
     bot.command(NUMBER)
     bot.wait_for_card()

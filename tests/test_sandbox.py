@@ -231,6 +231,21 @@ def test_calls_can_be_added_and_hung_up(sandbox: Sandbox) -> None:
     )
 
 
+def test_a_call_just_added_is_found_before_the_index_lists_it(sandbox: Sandbox) -> None:
+    """A caller added from the page (here, one still in the IVR) is found at once through the
+    real-time sources, while the simulated index still lags by a few seconds."""
+    status, added = _post(sandbox, "/api/calls", {"kind": "ivr", "numbers": ["+15550108888"]})
+    assert status == 200
+
+    _post(sandbox, "/api/command", {"user": MARIA, "text": "+1 555 010 8888"})
+
+    card = _wait_for_card(sandbox, "IVR Main Line IVR")
+    assert added["id"] in json.dumps(card["blocks"])
+    index_answers = sandbox.genesys.requests_to("POST", "/details/query")
+    assert index_answers, "the conversation index was asked too"
+    assert sandbox.genesys.index_delay >= 3.0
+
+
 @pytest.mark.parametrize(
     ("path", "body"),
     [

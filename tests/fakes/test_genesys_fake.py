@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.genesys import ANALYTICS_PERMISSION, DISCONNECT_PERMISSION, FakeGenesys
+from sandbox.genesys_simulator import (
+    ANALYTICS_PERMISSION,
+    DISCONNECT_PERMISSION,
+    FLOW_OBSERVATION_PERMISSION,
+    QUEUE_OBSERVATION_PERMISSION,
+    FakeGenesys,
+)
 
 NUMBER = "+15551234567"
 OTHER = "+15557654321"
@@ -292,3 +298,139 @@ def test_inject(fake: FakeGenesys) -> None:
     assert len(fake.requests_to("GET", r"/conversations/calls/")) == 5
     recorded = fake.requests[-1]
     assert recorded.headers["authorization"] == f"Bearer {tok}"
+
+
+def activity_query(number: str, *, flows: bool = False) -> dict[str, Any]:
+    """The bot's real-time query: voice calls whose ani or dnis is the number, either form."""
+    metrics = ["oFlow"] if flows else ["oWaiting", "oAlerting", "oInteracting"]
+    return {
+        "metrics": [{"metric": m, "details": True} for m in metrics],
+        "groupBy": ["flowId" if flows else "queueId"],
+        "filter": {
+            "type": "and",
+            "predicates": [
+                {
+                    "type": "dimension",
+                    "dimension": "mediaType",
+                    "operator": "matches",
+                    "value": "voice",
+                }
+            ],
+            "clauses": [
+                {
+                    "type": "or",
+                    "predicates": [
+                        {"type": "dimension", "dimension": d, "operator": "matches", "value": v}
+                        for d in ("ani", "dnis")
+                        for v in (f"tel:{number}", number)
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def activity(fake: FakeGenesys, tok: str, body: Any, *, flows: bool = False) -> tuple[int, Any]:
+    kind = "flows" if flows else "conversations"
+    status, _, answer = call(
+        fake, "POST", f"/api/v2/analytics/{kind}/activity/query", body, token=tok
+    )
+    return status, answer
+
+
+def entity_ids(answer: Any) -> set[str]:
+    return {e["conversationId"] for r in answer["results"] for e in r["entities"]}
+
+
+def test_conversation_activity_lists_queue_calls_at_once(fake: FakeGenesys) -> None:
+    """Queue observation lists calls talking through a queue, grouped by queue, with no lag;
+    calls with no queue, ended calls and zombies are not in it."""
+    fake.index_delay = 60.0
+    tok = token(fake)
+    inbound = fake.add_inbound_call(NUMBER, queue_name="Sales")
+    outbound_no_queue = fake.add_outbound_call(NUMBER)
+    fake.add_inbound_call(OTHER)
+    zombie = fake.add_inbound_call(NUMBER)
+    fake.make_zombie(zombie)
+
+    status, answer = activity(fake, tok, activity_query(NUMBER))
+
+    assert status == 200
+    assert entity_ids(answer) == {inbound}
+    [result] = answer["results"]
+    [entity] = result["entities"]
+    assert result["group"] == {"queueId": entity["queueId"]}
+    assert result["data"] == [{"metric": "oInteracting", "count": 1}]
+    assert (entity["ani"], entity["mediaType"], entity["metric"]) == (
+        f"tel:{NUMBER}",
+        "voice",
+        "oInteracting",
+    )
+    assert entity["userId"]
+    assert outbound_no_queue not in entity_ids(answer)
+    # The details index has not caught up yet.
+    assert analytics(fake, tok, query(NUMBER))[1] == {"totalHits": 0}
+
+
+def test_flow_activity_lists_callers_in_an_ivr(fake: FakeGenesys) -> None:
+    """Flow observation lists a caller whose IVR leg is live, and nobody else."""
+    tok = token(fake)
+    in_ivr = fake.add_ivr_call(NUMBER, flow_name="Main Line IVR")
+    with_agent = fake.add_inbound_call(NUMBER)  # past its IVR, talking to an agent
+
+    status, answer = activity(fake, tok, activity_query(NUMBER, flows=True), flows=True)
+
+    assert status == 200
+    assert entity_ids(answer) == {in_ivr}
+    [result] = answer["results"]
+    assert result["entities"][0]["metric"] == "oFlow"
+    assert result["group"] == {"flowId": result["entities"][0]["flowId"]}
+    # The caller in the IVR is not in queue observation: there is no queue yet.
+    assert entity_ids(activity(fake, tok, activity_query(NUMBER))[1]) == {with_agent}
+
+
+def test_activity_queries_check_their_body_and_permission(fake: FakeGenesys) -> None:
+    """No groupBy or an unknown metric is a 400; a denied observation permission is a 403
+    naming it."""
+    tok = token(fake)
+    no_group = {**activity_query(NUMBER), "groupBy": []}
+    assert activity(fake, tok, no_group)[0] == 400
+    bad_metric = {**activity_query(NUMBER), "metrics": [{"metric": "oFlow"}]}
+    assert activity(fake, tok, bad_metric)[0] == 400
+    fake.deny_permission(QUEUE_OBSERVATION_PERMISSION)
+    status, answer = activity(fake, tok, activity_query(NUMBER))
+    assert (status, answer["code"]) == (403, "missing.any.permissions")
+    assert QUEUE_OBSERVATION_PERMISSION in answer["message"]
+    fake.deny_permission(FLOW_OBSERVATION_PERMISSION)
+    assert activity(fake, tok, activity_query(NUMBER, flows=True), flows=True)[0] == 403
+
+
+def test_bare_number_form(fake: FakeGenesys) -> None:
+    """An org whose analytics records bare +E164 numbers matches only that form."""
+    fake.number_form = "bare"
+    tok = token(fake)
+    cid = fake.add_inbound_call(NUMBER)
+    tel_only = query(NUMBER)
+    assert analytics(fake, tok, tel_only)[1] == {"totalHits": 0}
+    bare = query(NUMBER)
+    bare["segmentFilters"][1]["predicates"][0]["value"] = NUMBER
+    assert analytics(fake, tok, bare)[1]["conversations"][0]["conversationId"] == cid
+    assert entity_ids(activity(fake, tok, activity_query(NUMBER))[1]) == {cid}
+
+
+def test_restricted_and_forgotten_calls(fake: FakeGenesys) -> None:
+    """A restricted call answers 403 to GET and PATCH; a forgotten one 404 with the chosen code."""
+    tok = token(fake)
+    cid = fake.add_inbound_call(NUMBER)
+    customer = fake.participant_id(cid, "customer")
+    fake.restrict_call(cid)
+    status, _, body = call(fake, "GET", f"/api/v2/conversations/calls/{cid}", token=tok)
+    assert (status, body["code"]) == (403, "not.authorized")
+    assert body["contextId"]
+    assert patch(fake, tok, cid, customer)[0] == 403
+    assert states(fake, cid)["customer"] == "connected"
+
+    fake.not_found_code = "conversation.error.conversation.not.found"
+    fake.remove_call(cid)
+    status, _, body = call(fake, "GET", f"/api/v2/conversations/calls/{cid}", token=tok)
+    assert (status, body["code"]) == (404, "conversation.error.conversation.not.found")

@@ -30,7 +30,9 @@ from genesys.models import DisconnectOutcome
 from tests.fakes.genesys import (
     ANALYTICS_PERMISSION,
     DISCONNECT_PERMISSION,
+    FLOW_OBSERVATION_PERMISSION,
     ORG_NUMBER,
+    QUEUE_OBSERVATION_PERMISSION,
     FakeGenesys,
 )
 
@@ -122,7 +124,7 @@ def operations(
 ) -> dict[str, Callable[[], object]]:
     """The client's three public operations on one call, by name, ready to run."""
     return {
-        "lookup": lambda: calls.find_active_calls(NUMBER),
+        "lookup": lambda: calls.find_active_calls(NUMBER).matches,
         "read": lambda: calls.get_live_call(cid),
         "disconnect": lambda: calls.disconnect_participant(cid, participant_id, NUMBER),
     }
@@ -159,7 +161,8 @@ def calls(genesys: FakeGenesys, clock: FakeClock) -> GenesysCalls:
 def test_lookup_sends_the_documented_analytics_query(
     genesys: FakeGenesys, calls: GenesysCalls
 ) -> None:
-    """The analytics query asks for not-ended voice calls whose ani or dnis is tel:+E164."""
+    """The analytics query asks for not-ended voice calls whose ani or dnis is tel:+E164 or
+    the bare +E164 (orgs differ in which their trunks record)."""
     genesys.add_inbound_call(NUMBER)
 
     calls.find_active_calls(NUMBER)
@@ -189,24 +192,100 @@ def test_lookup_sends_the_documented_analytics_query(
         {
             "type": "or",
             "predicates": [
-                {
-                    "type": "dimension",
-                    "dimension": "ani",
-                    "operator": "matches",
-                    "value": "tel:+15551234567",
-                },
-                {
-                    "type": "dimension",
-                    "dimension": "dnis",
-                    "operator": "matches",
-                    "value": "tel:+15551234567",
-                },
+                {"type": "dimension", "dimension": dimension, "operator": "matches", "value": value}
+                for dimension in ("ani", "dnis")
+                for value in ("tel:+15551234567", "+15551234567")
             ],
         },
     ]
     assert body["interval"] == "2026-03-01T15:04:05.678Z/2026-03-02T15:05:05.678Z"
     assert body["paging"] == {"pageSize": 25, "pageNumber": 1}
     assert request.headers["authorization"].startswith("Bearer ")
+
+
+@pytest.mark.parametrize("code", ["not.found", "conversation.error.conversation.not.found"])
+def test_lookup_skips_a_candidate_that_is_over_whatever_its_404_code(
+    genesys: FakeGenesys, calls: GenesysCalls, code: str
+) -> None:
+    """A candidate whose live read is a 404, with either of Genesys' codes, is over: skipped,
+    not reported as unreadable, and the other call is still found."""
+    live = genesys.add_inbound_call(NUMBER)
+    gone = genesys.add_inbound_call(NUMBER)
+    genesys.make_zombie(gone)
+    genesys.inject(
+        "GET",
+        f"/conversations/calls/{gone}$",
+        status=404,
+        json_body=error_body(404, code, "x", "c"),
+    )
+
+    lookup = calls.find_active_calls(NUMBER)
+
+    assert [m.conversation_id for m in lookup.matches] == [live]
+    assert lookup.unreadable == ()
+
+
+def test_lookup_reports_a_candidate_it_may_not_read_and_keeps_the_others(
+    genesys: FakeGenesys, calls: GenesysCalls
+) -> None:
+    """A 403 on one candidate's read skips that candidate, keeping Genesys' error for the
+    sentence; a readable call beside it is still matched."""
+    readable = genesys.add_inbound_call(NUMBER)
+    hidden = genesys.add_inbound_call(NUMBER)
+    genesys.restrict_call(hidden)
+
+    lookup = calls.find_active_calls(NUMBER)
+
+    assert [m.conversation_id for m in lookup.matches] == [readable]
+    [error] = lookup.unreadable
+    assert isinstance(error, GenesysPermissionError)
+    assert (error.status, error.code, error.permission) == (403, "not.authorized", None)
+    assert error.reason == "You are not authorized to perform the requested action."
+    assert error.context_id
+
+
+def test_lookup_whose_only_reads_fail_for_an_outage_is_unavailable(
+    genesys: FakeGenesys, calls: GenesysCalls
+) -> None:
+    """When the only candidate cannot be read because Genesys is down (not because it
+    refuses), the look-up fails as unavailable rather than saying anything about the role."""
+    genesys.add_inbound_call(NUMBER)
+    genesys.inject("GET", CALL, status=503, times=10)
+
+    with pytest.raises(GenesysUnavailable):
+        calls.find_active_calls(NUMBER)
+
+
+def test_lookup_merges_real_time_candidates_not_yet_indexed(
+    genesys: FakeGenesys, calls: GenesysCalls
+) -> None:
+    """Calls the details index does not list yet come from the activity sources, each read
+    once, and `realtime` says a real-time source answered."""
+    genesys.index_delay = 60.0
+    queued = genesys.add_inbound_call(NUMBER)
+    in_ivr = genesys.add_ivr_call(NUMBER)
+
+    lookup = calls.find_active_calls(NUMBER)
+
+    assert {m.conversation_id for m in lookup.matches} == {queued, in_ivr}
+    assert lookup.realtime
+    assert len(genesys.requests_to("GET", CALL)) == 2
+
+
+def test_lookup_without_real_time_answers_says_so(
+    genesys: FakeGenesys, calls: GenesysCalls
+) -> None:
+    """With both activity queries refused, the look-up still answers from the index, and
+    `realtime` is False so the supervisor can be told the index may lag."""
+    genesys.deny_permission(QUEUE_OBSERVATION_PERMISSION)
+    genesys.deny_permission(FLOW_OBSERVATION_PERMISSION)
+    cid = genesys.add_inbound_call(NUMBER)
+
+    lookup = calls.find_active_calls(NUMBER)
+
+    assert [m.conversation_id for m in lookup.matches] == [cid]
+    assert not lookup.realtime
+    assert {s.state.value for s in calls.realtime_statuses()} == {"no_permission"}
 
 
 def test_lookup_interval_is_written_in_utc(genesys: FakeGenesys, clock: FakeClock) -> None:
@@ -229,7 +308,7 @@ def test_lookup_fetches_every_page(genesys: FakeGenesys, calls: GenesysCalls) ->
     """30 matching calls with 25 per page take two pages; the short second page ends paging."""
     conversation_ids = {genesys.add_inbound_call(NUMBER) for _ in range(30)}
 
-    matches = calls.find_active_calls(NUMBER)
+    matches = calls.find_active_calls(NUMBER).matches
 
     pages = [r.body["paging"] for r in genesys.requests_to("POST", ANALYTICS)]
     assert pages == [{"pageSize": 25, "pageNumber": 1}, {"pageSize": 25, "pageNumber": 2}]
@@ -242,7 +321,7 @@ def test_lookup_stops_on_an_empty_page(genesys: FakeGenesys, calls: GenesysCalls
     for _ in range(25):
         genesys.add_inbound_call(NUMBER)
 
-    matches = calls.find_active_calls(NUMBER)
+    matches = calls.find_active_calls(NUMBER).matches
 
     assert [r.body["paging"]["pageNumber"] for r in genesys.requests_to("POST", ANALYTICS)] == [
         1,
@@ -252,15 +331,16 @@ def test_lookup_stops_on_an_empty_page(genesys: FakeGenesys, calls: GenesysCalls
 
 
 def test_lookup_stops_at_the_page_limit(genesys: FakeGenesys, clock: FakeClock) -> None:
-    """Paging never goes beyond lookup_max_pages, however many calls match."""
+    """Paging the details query never goes beyond lookup_max_pages, however many calls match."""
     for _ in range(12):
         genesys.add_inbound_call(NUMBER)
     calls = make_calls(genesys.base_url, clock, lookup_page_size=5, lookup_max_pages=2)
 
-    matches = calls.find_active_calls(NUMBER)
+    matches = calls.find_active_calls(NUMBER).matches
 
     assert len(genesys.requests_to("POST", ANALYTICS)) == 2
-    assert len(matches) == 10
+    # The real-time queue source lists all twelve, so none is missed for the page limit.
+    assert len(matches) == 12
 
 
 def test_conversation_on_two_pages_is_returned_once(genesys: FakeGenesys, clock: FakeClock) -> None:
@@ -276,7 +356,7 @@ def test_conversation_on_two_pages_is_returned_once(genesys: FakeGenesys, clock:
     genesys.inject("POST", ANALYTICS, status=200, json_body=page_two)
     calls = make_calls(genesys.base_url, clock, lookup_page_size=2)
 
-    matches = calls.find_active_calls(NUMBER)
+    matches = calls.find_active_calls(NUMBER).matches
 
     assert len(genesys.requests_to("POST", ANALYTICS)) == 2
     assert sorted(m.conversation_id for m in matches) == sorted([first, second])
@@ -289,7 +369,7 @@ def test_zombie_conversation_is_skipped(genesys: FakeGenesys, calls: GenesysCall
     zombie = genesys.add_inbound_call(NUMBER)
     genesys.make_zombie(zombie)
 
-    matches = calls.find_active_calls(NUMBER)
+    matches = calls.find_active_calls(NUMBER).matches
 
     assert [m.conversation_id for m in matches] == [live]
     read = {r.path.rsplit("/", 1)[1] for r in genesys.requests_to("GET", CALL)}
@@ -307,7 +387,7 @@ def test_conversation_unknown_to_the_live_api_is_skipped(
     }
     genesys.inject("POST", ANALYTICS, status=200, json_body=answer)
 
-    matches = calls.find_active_calls(NUMBER)
+    matches = calls.find_active_calls(NUMBER).matches
 
     assert [m.conversation_id for m in matches] == [live]
 
@@ -321,7 +401,7 @@ def test_match_carries_names_from_analytics(genesys: FakeGenesys, calls: Genesys
     agent_leg = next(p for p in genesys.participants(cid) if p["purpose"] == "agent")
     assert "name" not in agent_leg
 
-    [match] = calls.find_active_calls(NUMBER)
+    [match] = calls.find_active_calls(NUMBER).matches
 
     assert match.conversation_id == cid
     assert match.participant_id == genesys.participant_id(cid, "customer")
@@ -368,12 +448,12 @@ def test_agent_leg_with_the_number_is_never_returned(
     # The caller has hung up but the agent is still on the line (for example in wrap-up).
     cid = genesys.add_call([customer, agent], analytics_names={})
 
-    assert calls.find_active_calls(NUMBER) == []
+    assert calls.find_active_calls(NUMBER).matches == ()
     assert len(genesys.requests_to("GET", CALL)) == 1  # analytics found it; the live call ruled
 
     # In a normal call, the caller is the only match, never the agent.
     normal = genesys.add_inbound_call(NUMBER)
-    assert [m.participant_id for m in calls.find_active_calls(NUMBER)] == [
+    assert [m.participant_id for m in calls.find_active_calls(NUMBER).matches] == [
         genesys.participant_id(normal, "customer")
     ]
     assert cid != normal
@@ -385,7 +465,7 @@ def test_outbound_call_matches_the_external_party(
     """An agent's outbound call matches through dnis, returning the external party."""
     cid = genesys.add_outbound_call(NUMBER, agent_name="Bob Dialer", queue_name="Sales")
 
-    [match] = calls.find_active_calls(NUMBER)
+    [match] = calls.find_active_calls(NUMBER).matches
 
     assert match.conversation_id == cid
     assert match.participant_id == genesys.participant_id(cid, "external")
@@ -401,8 +481,8 @@ def test_conference_returns_only_the_matching_external(
     """In a conference with two external numbers, each number matches only its own leg."""
     cid = genesys.add_conference([OTHER, NUMBER])
 
-    [match] = calls.find_active_calls(NUMBER)
-    [other] = calls.find_active_calls(OTHER)
+    [match] = calls.find_active_calls(NUMBER).matches
+    [other] = calls.find_active_calls(OTHER).matches
 
     assert match.participant_id == genesys.participant_id(cid, "external", 1)
     assert other.participant_id == genesys.participant_id(cid, "external", 0)
@@ -414,7 +494,7 @@ def test_org_number_matches_no_caller(genesys: FakeGenesys, calls: GenesysCalls)
     genesys.add_outbound_call(OTHER)
     genesys.add_conference(["+15550001111", "+15550002222"])
 
-    assert calls.find_active_calls(ORG) == []
+    assert calls.find_active_calls(ORG).matches == ()
     # Analytics did hit all three (org number as inbound dnis / outbound ani): the live
     # participants' own numbers ruled them out.
     assert len(genesys.requests_to("GET", CALL)) == 3
@@ -426,7 +506,7 @@ def test_matches_are_sorted_by_connected_time(genesys: FakeGenesys, calls: Genes
     oldest = genesys.add_inbound_call(NUMBER, connected_seconds_ago=300)
     middle = genesys.add_outbound_call(NUMBER, connected_seconds_ago=60)
 
-    matches = calls.find_active_calls(NUMBER)
+    matches = calls.find_active_calls(NUMBER).matches
 
     assert [m.conversation_id for m in matches] == [oldest, middle, recent]
 
@@ -437,7 +517,7 @@ def test_no_analytics_hit_means_no_live_call_reads(
     """A number with no call gives an empty list after one query and no call reads."""
     genesys.add_inbound_call(OTHER)
 
-    assert calls.find_active_calls(NUMBER) == []
+    assert calls.find_active_calls(NUMBER).matches == ()
     assert len(genesys.requests_to("POST", ANALYTICS)) == 1
     assert genesys.requests_to("GET", CALL) == []
 
@@ -680,7 +760,7 @@ def test_rate_limit_honours_retry_after(
     cid = genesys.add_inbound_call(NUMBER)
     genesys.inject("POST", ANALYTICS, status=429, headers={"Retry-After": "3"})
 
-    matches = calls.find_active_calls(NUMBER)
+    matches = calls.find_active_calls(NUMBER).matches
 
     assert [m.conversation_id for m in matches] == [cid]
     assert clock.sleeps == [3.0]
@@ -694,7 +774,7 @@ def test_rate_limit_without_retry_after_uses_backoff(
     genesys.inject("POST", ANALYTICS, status=429)
     calls = make_calls(genesys.base_url, clock)
 
-    assert calls.find_active_calls(NUMBER) == []
+    assert calls.find_active_calls(NUMBER).matches == ()
     assert clock.sleeps == [0.25]
     assert len(genesys.requests_to("POST", ANALYTICS)) == 2
 
@@ -789,7 +869,7 @@ def test_genesys_going_away_after_sign_in_is_unavailable(
 ) -> None:
     """Genesys stopping between requests gives GenesysUnavailable with a readable sentence."""
     genesys.add_inbound_call(NUMBER)
-    assert len(calls.find_active_calls(NUMBER)) == 1
+    assert len(calls.find_active_calls(NUMBER).matches) == 1
     genesys.stop()
 
     with pytest.raises(GenesysUnavailable) as raised:
@@ -935,7 +1015,8 @@ def test_one_token_serves_many_requests(genesys: FakeGenesys, calls: GenesysCall
     assert genesys.token_requests == 1
     assert calls.tokens_fetched == 1
     api = [r for r in genesys.requests if r.path.startswith("/api/v2/")]
-    assert len(api) == 3 + 3 + 1
+    # Each look-up: the details query, two real-time queries and the live read.
+    assert len(api) == 3 * (3 + 1) + 1
     assert len({r.headers["authorization"] for r in api}) == 1
 
 
@@ -977,13 +1058,22 @@ def test_401_signs_in_again_once_and_succeeds(genesys: FakeGenesys, calls: Genes
     """A 401 on a valid-looking token triggers exactly one new sign-in and the call succeeds."""
     cid = genesys.add_inbound_call(NUMBER)
     calls.find_active_calls(NUMBER)
+    first = len(genesys.requests)
     genesys.expire_all_tokens()
 
-    matches = calls.find_active_calls(NUMBER)
+    matches = calls.find_active_calls(NUMBER).matches
 
     assert [m.conversation_id for m in matches] == [cid]
     assert genesys.token_requests == 2
-    assert len(genesys.requests_to("POST", ANALYTICS)) == 3  # 1 + refused + repeated
+    # The look-up's requests run concurrently: whichever was refused first signed in again,
+    # and every request sent with the old token was repeated with the new one.
+    second = [r for r in genesys.requests[first:] if r.path.startswith("/api/v2/")]
+    old_token = genesys.requests[first - 1].headers["authorization"]
+    refused = [r.path for r in second if r.headers["authorization"] == old_token]
+    repeated = [r.path for r in second if r.headers["authorization"] != old_token]
+    assert refused
+    assert set(refused) <= set(repeated)
+    assert len(repeated) == 4  # details query, two activity queries, the live read
 
 
 def test_persistent_401_signs_in_again_only_once(genesys: FakeGenesys, calls: GenesysCalls) -> None:
@@ -1010,7 +1100,7 @@ def test_concurrent_401s_in_one_lookup_sign_in_once(genesys: FakeGenesys, clock:
     answer = {"conversations": [analytics_conversation(c) for c in conversation_ids]}
     genesys.inject("POST", ANALYTICS, status=200, json_body=answer)
 
-    matches = calls.find_active_calls(NUMBER)
+    matches = calls.find_active_calls(NUMBER).matches
 
     assert sorted(m.conversation_id for m in matches) == sorted(conversation_ids)
     assert genesys.token_requests == 2
@@ -1047,7 +1137,7 @@ def test_sign_in_recovers_after_one_503(genesys: FakeGenesys, calls: GenesysCall
     cid = genesys.add_inbound_call(NUMBER)
     genesys.inject("POST", TOKEN, status=503)
 
-    assert [m.conversation_id for m in calls.find_active_calls(NUMBER)] == [cid]
+    assert [m.conversation_id for m in calls.find_active_calls(NUMBER).matches] == [cid]
     assert genesys.token_requests == 1
 
 
@@ -1093,18 +1183,72 @@ def test_403_on_lookup_names_the_analytics_permission(
         ("lookup", "Analytics > Conversation Detail > View"),
     ],
 )
-def test_403_without_a_named_permission_names_the_one_the_operation_needs(
+def test_403_without_a_named_permission_is_not_called_a_missing_permission(
     genesys: FakeGenesys, calls: GenesysCalls, operation: str, readable: str
 ) -> None:
-    """A bare 403 (no permission in the body) names the permission the operation needs."""
+    """A bare 403 (no permission in the body) says Genesys refused access, with its code and
+    contextId, points at the divisions, and only mentions what the operation needs."""
     cid = genesys.add_inbound_call(NUMBER)
     customer = genesys.participant_id(cid, "customer")
     path = PARTICIPANT if operation == "disconnect" else ANALYTICS
-    genesys.inject("PATCH" if operation == "disconnect" else "POST", path, status=403)
+    genesys.inject(
+        "PATCH" if operation == "disconnect" else "POST",
+        path,
+        status=403,
+        json_body=error_body(403, "not.authorized", "You are not authorized.", "ctx-bare"),
+    )
     run = operations(calls, cid, customer)[operation]
 
-    with pytest.raises(GenesysPermissionError, match=readable):
+    with pytest.raises(GenesysPermissionError) as raised:
         run()
+
+    sentence = str(raised.value)
+    assert raised.value.permission is None
+    assert "missing" not in sentence
+    assert "refused the bot access" in sentence
+    assert "not.authorized" in sentence
+    assert "contextId ctx-bare" in sentence
+    assert "division" in sentence
+    assert f"also needs {readable}" in sentence
+
+
+@pytest.mark.parametrize(
+    ("listed", "named"),
+    [
+        # Several permissions that would each do: the least-privileged one for the action.
+        (
+            "conversation:call:disconnect, conversation:communication:disconnect",
+            "Conversation > Communication > Disconnect",
+        ),
+        # Only others: relay the first, as Genesys named it.
+        (
+            "conversation:call:disconnect, conversation:email:disconnect",
+            "conversation:call:disconnect",
+        ),
+    ],
+)
+def test_403_listing_several_permissions_names_the_least_privileged(
+    genesys: FakeGenesys, calls: GenesysCalls, listed: str, named: str
+) -> None:
+    """A 403 that lists several permissions names the one the disconnect needs least."""
+    cid = genesys.add_inbound_call(NUMBER)
+    customer = genesys.participant_id(cid, "customer")
+    genesys.inject(
+        "PATCH",
+        PARTICIPANT,
+        status=403,
+        json_body=error_body(
+            403,
+            "missing.any.permissions",
+            f"You are missing the following permission(s): [{listed}]",
+            "ctx-several",
+        ),
+    )
+
+    with pytest.raises(GenesysPermissionError, match="missing the permission") as raised:
+        calls.disconnect_participant(cid, customer, NUMBER)
+
+    assert named in str(raised.value)
 
 
 def test_403_naming_another_permission_relays_it(genesys: FakeGenesys, calls: GenesysCalls) -> None:
@@ -1252,8 +1396,8 @@ def test_participant_without_direction_matches_by_address_only(
         ]
     )
 
-    assert calls.find_active_calls(ORG) == []
-    assert [m.participant_id for m in calls.find_active_calls(OTHER)] == ["caller-leg"]
+    assert calls.find_active_calls(ORG).matches == ()
+    assert [m.participant_id for m in calls.find_active_calls(OTHER).matches] == ["caller-leg"]
 
 
 def test_403_on_reading_the_call_without_a_named_permission_blames_no_permission(
