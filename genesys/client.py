@@ -52,7 +52,7 @@ from genesys.models import (
     LiveCall,
 )
 from genesys.ratelimit import RequestPacer
-from genesys.realtime import RealtimeSource, RealtimeSources, SourceStatus
+from genesys.realtime import PROBE_NUMBER, RealtimeSource, RealtimeSources, SourceStatus
 from genesys.transport import BoundedHttpClient
 
 logger = logging.getLogger(__name__)
@@ -61,9 +61,6 @@ T = TypeVar("T")
 
 DISCONNECT_PERMISSION = "conversation:communication:disconnect"
 ANALYTICS_PERMISSION = "analytics:conversationDetail:view"
-# A number no call has, for the start-up check of the real-time sources (555-01xx numbers are
-# reserved for fiction).
-PROBE_NUMBER = "+15555550100"
 # Shown as the agent of a call found only in real time whose agent leg carries no name.
 UNNAMED_AGENT = "an agent (not yet in Genesys' index)"
 # The largest page the activity queries allow; a number is on a handful of calls at most.

@@ -25,6 +25,9 @@ from genesys.errors import PERMISSION_NAMES, GenesysError, GenesysPermissionErro
 
 logger = logging.getLogger(__name__)
 
+# A number no call has, for the start-up check of the real-time sources (555-01xx numbers are
+# reserved for fiction).
+PROBE_NUMBER = "+15555550100"
 # How long a source refused for a missing permission is left alone before it is tried again.
 RECHECK_AFTER = 300.0
 
