@@ -125,17 +125,9 @@ def build_parts(
     from genesys.deferred import DeferredGenesysCalls
 
     def genesys_client() -> GenesysCalls:
-        from genesys.client import GenesysCalls, GenesysConfig
+        from genesys.client import GenesysCalls
 
-        return GenesysCalls(
-            GenesysConfig(
-                api_host=settings.genesys_api_host,
-                client_id=settings.genesys_client_id,
-                client_secret=settings.genesys_client_secret,
-                read_timeout=settings.genesys_timeout,
-                requests_per_minute=settings.genesys_requests_per_minute,
-            )
-        )
+        return GenesysCalls(settings.genesys_config())
 
     calls = DeferredGenesysCalls(genesys_client, start_after=SETTLE_SECONDS)
     return RequestStore.from_url(settings.database_url, prepare=prepare_schema), calls

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import phonenumbers
 
 from bot.errors import PhoneNumberError
 from bot.phone import parse_phone_number
+from genesys.config import GenesysConfig
 from genesys.regions import RegionError, resolve_api_host
 
 SUPPORTED = phonenumbers.SUPPORTED_REGIONS
@@ -69,6 +70,20 @@ class Settings:
     sweep_interval: float = 15.0
     recover_after: float = 120.0
     catch_up_after: float = 30.0
+
+    def genesys_config(self, **changes: Any) -> GenesysConfig:
+        """The Genesys client's configuration (the one place it is made from settings);
+        `changes` override fields, for tests that want shorter waits."""
+        return replace(
+            GenesysConfig(
+                api_host=self.genesys_api_host,
+                client_id=self.genesys_client_id,
+                client_secret=self.genesys_client_secret,
+                read_timeout=self.genesys_timeout,
+                requests_per_minute=self.genesys_requests_per_minute,
+            ),
+            **changes,
+        )
 
     @property
     def secrets(self) -> list[str]:

@@ -11,48 +11,41 @@ The SDK is used for every request, with its known gaps closed here (see shared/g
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import PureCloudPlatformClientV2 as sdk
-import urllib3
-from PureCloudPlatformClientV2.http_request_options import HttpRequestOptions
-from PureCloudPlatformClientV2.logger import LogLevel
-from PureCloudPlatformClientV2.rest import ApiException
-
 from genesys import queries
-from genesys.addresses import number_in_address
+from genesys.auth import TokenCache
+from genesys.config import GenesysConfig
 from genesys.errors import (
-    PERMISSION_NAMES,
     CallNotFound,
     GenesysAuthenticationError,
     GenesysError,
-    GenesysPermissionError,
     GenesysRateLimited,
     GenesysRequestRejected,
     GenesysUnavailable,
+    retry_after,
+    transient,
+    translate,
 )
 from genesys.models import (
     GONE_STATES,
     CallLookup,
     CallMatch,
-    CallParty,
     DisconnectOutcome,
     DisconnectResult,
     LiveCall,
+    parse_live_call,
 )
 from genesys.ratelimit import RequestPacer
 from genesys.realtime import PROBE_NUMBER, RealtimeSource, RealtimeSources, SourceStatus
+from genesys.sdk import sdk, submodule
 from genesys.transport import BoundedHttpClient
 
 logger = logging.getLogger(__name__)
@@ -70,46 +63,6 @@ ACTIVITY_PAGE_SIZE = 100
 _ALREADY_GONE_CODES = frozenset(
     {"conversation.error.call.disconnected", "conversation.error.not.conversation.participant"}
 )
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try when Genesys is busy or unreachable."""
-
-    max_attempts: int = 3
-    max_total_seconds: float = 8.0
-    base_delay: float = 0.25
-    max_delay: float = 2.0
-
-    def backoff(self, attempt: int) -> float:
-        """Delay before the attempt after `attempt` (1-based), without Retry-After."""
-        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-
-
-@dataclass(frozen=True)
-class GenesysConfig:
-    """Everything the client needs; every external dependency is a field, for tests."""
-
-    api_host: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    connect_timeout: float = 3.0
-    read_timeout: float = 10.0
-    retry: RetryPolicy = RetryPolicy()
-    confirm_timeout: float = 5.0
-    confirm_interval: float = 0.25
-    lookup_page_size: int = 100
-    lookup_max_pages: int = 10
-    lookup_concurrency: int = 8
-    # How long, from its start, a look-up waits for the real-time sources (they are
-    # best-effort: one attempt each, and a slow one never holds the card up longer).
-    realtime_budget: float = 3.0
-    # Renew the token this long before Genesys says it expires.
-    token_renew_margin: float = 300.0
-    # Genesys' default limit per client-credentials token, and how long a request may wait
-    # for its turn before it is refused as rate-limited.
-    requests_per_minute: int = 300
-    max_pacing_wait: float = 30.0
 
 
 class _Retryable(Exception):
@@ -150,10 +103,7 @@ class GenesysCalls:
         self._conversations = sdk.ConversationsApi(self._api_client)
         self._realtime = RealtimeSources(clock=clock)
         self._pacer = RequestPacer(config.requests_per_minute, clock=clock, sleep=sleep)
-        self._token_lock = threading.Lock()
-        self._token: str | None = None
-        self._token_renew_at = 0.0
-        self.tokens_fetched = 0
+        self._tokens = TokenCache(config, self._api_client, self._http, clock=clock)
         self._last_contact: datetime | None = None
 
     # ---------------------------------------------------------------- public API
@@ -162,6 +112,11 @@ class GenesysCalls:
     def last_contact(self) -> datetime | None:
         """When Genesys last answered a request, if ever."""
         return self._last_contact
+
+    @property
+    def tokens_fetched(self) -> int:
+        """How many times this client has signed in."""
+        return self._tokens.fetched
 
     def find_active_calls(self, number: str) -> CallLookup:
         """Live voice calls in which `number` (E.164) is a live caller or external party.
@@ -203,7 +158,7 @@ class GenesysCalls:
                 unreadable.append(read)
             elif read is not None:
                 matches.extend(_matches(read, number, hits.get(conversation_id)))
-        if not matches and unreadable and all(_passing(e) for e in unreadable):
+        if not matches and unreadable and all(transient(e) for e in unreadable):
             # Genesys is down or busy, not refusing: the look-up failed, as it would alone.
             raise unreadable[0]
         matches.sort(key=lambda m: m.connected_at or datetime.max.replace(tzinfo=UTC))
@@ -229,7 +184,7 @@ class GenesysCalls:
         # Parsed inside the request, so an unreadable answer counts as a failed attempt.
         return self._request(
             "reading the call",
-            lambda: _parse_live_call(
+            lambda: parse_live_call(
                 self._call_json(
                     "GET",
                     "/api/v2/conversations/calls/{conversationId}",
@@ -425,7 +380,7 @@ class GenesysCalls:
         The SDK builds its models by walking every field of every nested class by reflection:
         profiled, that was about a quarter of the bot's CPU per command (a call read alone
         makes ~95 nested objects). The bot reads a handful of fields, so it reads them from
-        the JSON (`_parse_live_call`, `genesys.queries`).
+        the JSON (`genesys.models.parse_live_call`, `genesys.queries`).
         """
         return self._api_client.call_api(
             path,
@@ -494,7 +449,7 @@ class GenesysCalls:
     def _sign_in(self) -> None:
         """Have a valid token (signing in, with retries, if needed) before requests fan out,
         so that concurrent requests share one sign-in instead of each trying their own."""
-        self._retrying("signing in", self._ensure_token)
+        self._retrying("signing in", self._token)
 
     def _retrying(self, what: str, attempt: Callable[[], T]) -> T:
         """Run `attempt` again while it fails in a retryable way, within the retry policy."""
@@ -527,42 +482,40 @@ class GenesysCalls:
             raise retryable.error from retryable
 
     def _attempt(self, what: str, call: Callable[[], T], needs: str | None) -> T:
-        token = self._ensure_token()
+        token = self._token()
         # Paced after the token, so a request's place is taken when it is really sent.
         self._pace(what)
         try:
-            value = self._translate(what, call, needs)
+            value = self._send(what, call, needs)
         except GenesysAuthenticationError:
             # The token was revoked or expired early: sign in again, once.
-            self._forget_token(token)
-            self._ensure_token()
-            value = self._translate(what, call, needs)
+            self._tokens.forget(token)
+            self._token()
+            value = self._send(what, call, needs)
         self._last_contact = self._now()
         return value
 
-    def _translate(self, what: str, call: Callable[[], T], needs: str | None) -> T:
+    def _token(self) -> str:
+        """The current token; a sign-in that failed for an outage is worth another try."""
+        try:
+            return self._tokens.current()
+        except GenesysError as error:
+            if transient(error):
+                raise _Retryable(error, retry_after(error.__cause__ or error)) from error
+            raise
+
+    @staticmethod
+    def _send(what: str, call: Callable[[], T], needs: str | None) -> T:
+        """Send one request; what it raises becomes the `GenesysError` to say."""
         try:
             return call()
-        except ApiException as exc:
-            error = _error_from_api_exception(exc, what, needs)
-            if isinstance(error, GenesysRateLimited | GenesysUnavailable):
-                raise _Retryable(error, _retry_after(exc)) from exc
+        except Exception as exc:
+            error = translate(exc, what, needs=needs)
+            if error is None:
+                raise
+            if transient(error):
+                raise _Retryable(error, retry_after(exc)) from exc
             raise error from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise _Retryable(
-                GenesysUnavailable(
-                    f"Genesys Cloud could not be reached while {what} ({_network_reason(exc)}). "
-                    "Try again in a minute."
-                )
-            ) from exc
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            # The SDK parses responses with no validation; a malformed body ends up here.
-            raise _Retryable(
-                GenesysUnavailable(
-                    f"Genesys Cloud sent an answer the bot could not read while {what}. "
-                    "Try again in a minute."
-                )
-            ) from exc
 
     def _pace(self, what: str) -> None:
         if not self._pacer.acquire(self._config.max_pacing_wait):
@@ -571,81 +524,6 @@ class GenesysCalls:
                 f"requests a minute, so it stopped {what}. Try again in a minute.",
                 status=None,
             )
-
-    # ---------------------------------------------------------------- token
-
-    def _ensure_token(self) -> str:
-        with self._token_lock:
-            if self._token is None or self._clock() >= self._token_renew_at:
-                self._fetch_token()
-            assert self._token is not None
-            return self._token
-
-    def _forget_token(self, token: str) -> None:
-        with self._token_lock:
-            # Another thread may already have replaced it.
-            if self._token == token:
-                self._token = None
-
-    def _fetch_token(self) -> None:
-        """Client-credentials grant, keeping `expires_in` (the SDK's own helper drops it)."""
-        url = self._api_client.get_conf_url("login", self._api_client.host) + "/oauth/token"
-        credentials = f"{self._config.client_id}:{self._config.client_secret}".encode()
-        options = HttpRequestOptions(
-            url=url,
-            method="POST",
-            headers={
-                "Authorization": "Basic " + base64.b64encode(credentials).decode("ascii"),
-                "Content-Type": "application/x-www-form-urlencoded",
-            },
-            post_params={"grant_type": "client_credentials"},
-        )
-        # No retry loop here: a failure surfaces as _Retryable to `_request`, which owns retries.
-        token, lifetime = self._translate_token(lambda: _token_answer(self._http.request(options)))
-        margin = min(self._config.token_renew_margin, lifetime / 10)
-        self._token = token
-        self._token_renew_at = self._clock() + lifetime - margin
-        self._api_client.access_token = token
-        self.tokens_fetched += 1
-        logger.info("Signed in to Genesys Cloud; token valid for %d s", int(lifetime))
-
-    def _translate_token(self, call: Callable[[], T]) -> T:
-        try:
-            return call()
-        except ApiException as exc:
-            if exc.status in (400, 401, 403):
-                raise GenesysAuthenticationError(
-                    "Genesys Cloud refused the bot's OAuth client. Check GENESYS_CLIENT_ID and "
-                    "GENESYS_CLIENT_SECRET, and that the client uses the Client Credentials grant.",
-                    status=exc.status,
-                ) from exc
-            error = _error_from_api_exception(exc, "signing in", None)
-            if isinstance(error, GenesysRateLimited | GenesysUnavailable):
-                raise _Retryable(error, _retry_after(exc)) from exc
-            raise error from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise _Retryable(
-                GenesysUnavailable(
-                    "Genesys Cloud's sign-in service could not be reached "
-                    f"({_network_reason(exc)}). Try again in a minute."
-                )
-            ) from exc
-        except (ValueError, KeyError, TypeError) as exc:
-            raise _Retryable(
-                GenesysUnavailable(
-                    "Genesys Cloud's sign-in service sent an answer the bot could not read. "
-                    "Try again in a minute."
-                )
-            ) from exc
-
-
-def _token_answer(response: Any) -> tuple[str, float]:
-    """The access token and its lifetime in seconds from a token response."""
-    data = json.loads(response.data)
-    token = data["access_token"]
-    if not isinstance(token, str) or not token:
-        raise ValueError("no access token in the answer")
-    return token, float(data.get("expires_in", 3600))
 
 
 # -------------------------------------------------------------------- parsing
@@ -683,11 +561,6 @@ def _matches(live: LiveCall, number: str, hit: queries.DetailsHit | None) -> lis
     ]
 
 
-def _passing(error: GenesysError) -> bool:
-    """True for a failure that says nothing about the call: Genesys down, busy or unreachable."""
-    return isinstance(error, GenesysUnavailable | GenesysRateLimited)
-
-
 def _in_background(function: Callable[..., T], *args: Any) -> Future[T]:
     """Run `function(*args)` in a daemon thread; its future may be abandoned.
 
@@ -708,196 +581,9 @@ def _in_background(function: Callable[..., T], *args: Any) -> Future[T]:
     return future
 
 
-def _parse_live_call(raw: Any) -> LiveCall:
-    """A live call from the JSON of GET /api/v2/conversations/calls/{id}."""
-    if (
-        not isinstance(raw, dict)
-        or not isinstance(raw.get("id"), str)
-        or not isinstance(raw.get("participants"), list)
-    ):
-        raise ValueError("the call has no id or no participant list")
-    return LiveCall(
-        conversation_id=raw["id"],
-        parties=tuple(_parse_party(p) for p in raw["participants"]),
-    )
-
-
-def _parse_party(raw: Any) -> CallParty:
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-        raise ValueError("a participant of the call has no id")
-    return CallParty(
-        participant_id=raw["id"],
-        purpose=(_text(raw.get("purpose")) or "").lower(),
-        state=(_text(raw.get("state")) or "").lower(),
-        name=_text(raw.get("name")),
-        numbers=frozenset(_own_numbers(raw)),
-        connected_at=_moment(raw.get("connectedTime")),
-    )
-
-
-def _own_numbers(raw: dict[str, Any]) -> Iterable[str]:
-    """The numbers that identify this participant itself.
-
-    `address` is the participant's own address. Of `ani` and `dnis`, only the side that is
-    the participant counts: the caller's `ani` on an inbound leg, the dialled `dnis` on an
-    outbound one. The other side is the contact center's own number, and typing it must
-    not match every caller who dialled it.
-    """
-    direction = (_text(raw.get("direction")) or "").lower()
-    keys: tuple[str, ...]
-    if direction == "inbound":
-        keys = ("address", "ani")
-    elif direction == "outbound":
-        keys = ("address", "dnis")
-    else:
-        # Without a direction there is no telling which of ani/dnis is this participant.
-        keys = ("address",)
-    for key in keys:
-        number = number_in_address(_text(raw.get(key)))
-        if number:
-            yield number
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _moment(value: Any) -> datetime | None:
-    """An ISO 8601 time from Genesys ("2026-03-02T14:58:54.319Z"), always timezone-aware."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _iso(moment: datetime) -> str:
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-# -------------------------------------------------------------------- errors
-
-
-def _error_body(exc: ApiException) -> dict[str, Any]:
-    try:
-        body = json.loads(exc.body or "{}")
-    except (ValueError, TypeError):
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _retry_after(exc: ApiException) -> float | None:
-    headers = exc.headers or {}
-    value = headers.get("Retry-After") if hasattr(headers, "get") else None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _error_from_api_exception(exc: ApiException, what: str, needs: str | None) -> GenesysError:
-    """Turn an SDK ApiException into the GenesysError a supervisor can act on.
-
-    `needs` is the least-privileged permission the operation needs, if one is known.
-    """
-    body = _error_body(exc)
-    status = int(exc.status or 0)
-    code = body.get("code") if isinstance(body.get("code"), str) else None
-    context_id = body.get("contextId") if isinstance(body.get("contextId"), str) else None
-    message = body.get("message") if isinstance(body.get("message"), str) else None
-    details: dict[str, Any] = {
-        "status": status,
-        "code": code,
-        "context_id": context_id,
-        "reason": message,
-    }
-    if status == 401:
-        return GenesysAuthenticationError(
-            "Genesys Cloud no longer accepts the bot's sign-in. Check the OAuth client.",
-            **details,
-        )
-    if status == 403:
-        permission = _named_permission(body, needs)
-        if permission is None:
-            # Without a named permission, a 403 is as often a division the role does not
-            # cover as anything else: say what Genesys said, and claim nothing more.
-            said = ", ".join(
-                part for part in (code, f"contextId {context_id}" if context_id else None) if part
-            )
-            also = (
-                f" (for this it also needs {PERMISSION_NAMES.get(needs, needs)})" if needs else ""
-            )
-            return GenesysPermissionError(
-                f"Genesys Cloud refused the bot access while {what} (403"
-                f"{': ' + said if said else ''}; it said: {message or 'no reason given'}). "
-                "This is often a division the bot's role does not cover: check that the role "
-                f"is granted in the call's division{also}.",
-                **details,
-            )
-        readable = PERMISSION_NAMES.get(permission, permission)
-        return GenesysPermissionError(
-            f"The bot's Genesys Cloud OAuth client is missing the permission {readable} "
-            f"({permission}). Ask a Genesys admin to add it to the client's role, in every "
-            "division whose queues the bot must see.",
-            permission=permission,
-            **details,
-        )
-    if status == 404:
-        # Any 404 on a conversation means it is over, whatever the code
-        # ("not.found", "conversation.error.conversation.not.found", ...).
-        return CallNotFound("Genesys Cloud has no such call any more: it has ended.", **details)
-    if status == 429:
-        wait = _retry_after(exc)
-        when = (
-            " in a minute" if wait is None else f" in {wait:g} second" + ("" if wait == 1 else "s")
-        )
-        return GenesysRateLimited(
-            f"Genesys Cloud is rate-limiting the bot while {what}. Try again{when}.",
-            retry_after=wait,
-            **details,
-        )
-    if status >= 500 or status == 0:
-        return GenesysUnavailable(
-            f"Genesys Cloud is unavailable (HTTP {status}) while {what}. Try again in a minute.",
-            **details,
-        )
-    reason = message or exc.reason or "no reason given"
-    return GenesysRequestRejected(
-        f"Genesys Cloud refused the request while {what}: {reason} ({code or status}).",
-        **details,
-    )
-
-
-_PERMISSION = re.compile(r"\b[a-z][A-Za-z]*:[A-Za-z]+:[A-Za-z]+\b")
-
-
-def _named_permission(body: dict[str, Any], needs: str | None) -> str | None:
-    """The permission a 403 body names; of several, the one this operation needs.
-
-    Genesys' `missing.any.permissions` lists every permission that would have been enough;
-    the least-privileged one for the operation (`needs`) is the one to ask an admin for.
-    None when the body names no permission at all.
-    """
-    named = list(dict.fromkeys(_PERMISSION.findall(json.dumps(body))))
-    if not named:
-        return None
-    return needs if needs in named else named[0]
-
-
-def _network_reason(exc: urllib3.exceptions.HTTPError) -> str:
-    # NewConnectionError is a ConnectTimeoutError in urllib3 2, so it is tested first.
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return "connection refused"
-    if isinstance(exc, urllib3.exceptions.TimeoutError):
-        return "no answer in time"
-    if isinstance(exc, urllib3.exceptions.ProtocolError):
-        return "connection dropped"
-    return type(exc).__name__
 
 
 def _quiet_sdk_logging() -> None:
@@ -908,7 +594,7 @@ def _quiet_sdk_logging() -> None:
     """
     configuration = sdk.Configuration()
     configuration.live_reload_config = False
-    configuration.logger.log_level = LogLevel.LNone
+    configuration.logger.log_level = submodule("logger").LogLevel.LNone
     configuration.logger.log_request_body = False
     configuration.logger.log_response_body = False
     sdk_logger = logging.getLogger("PureCloudPlatformClientV2")

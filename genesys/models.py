@@ -1,14 +1,19 @@
-"""Small typed domain objects the Genesys side hands to the rest of the bot.
+"""Small typed domain objects the Genesys side hands to the rest of the bot, and how they are
+read from Genesys' JSON.
 
-They are parsed at the edge (`genesys.client`), so no SDK model or Genesys JSON leaks out.
+They are parsed at the edge (`parse_live_call`, and `genesys.queries` for the look-up's
+queries), so no SDK model or Genesys JSON leaks out.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
+from genesys.addresses import number_in_address
 from genesys.errors import GenesysError
 
 # Participant states in which a leg is still on the call. "disconnected" and "terminated"
@@ -127,3 +132,71 @@ class DisconnectResult:
     conversation_id: str
     participant_id: str
     detail: str
+
+
+# -------------------------------------------------------------------- parsing
+
+
+def parse_live_call(raw: Any) -> LiveCall:
+    """A live call from the JSON of GET /api/v2/conversations/calls/{id}."""
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("id"), str)
+        or not isinstance(raw.get("participants"), list)
+    ):
+        raise ValueError("the call has no id or no participant list")
+    return LiveCall(
+        conversation_id=raw["id"],
+        parties=tuple(_parse_party(p) for p in raw["participants"]),
+    )
+
+
+def _parse_party(raw: Any) -> CallParty:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        raise ValueError("a participant of the call has no id")
+    return CallParty(
+        participant_id=raw["id"],
+        purpose=(_text(raw.get("purpose")) or "").lower(),
+        state=(_text(raw.get("state")) or "").lower(),
+        name=_text(raw.get("name")),
+        numbers=frozenset(_own_numbers(raw)),
+        connected_at=parse_moment(raw.get("connectedTime")),
+    )
+
+
+def _own_numbers(raw: dict[str, Any]) -> Iterable[str]:
+    """The numbers that identify this participant itself.
+
+    `address` is the participant's own address. Of `ani` and `dnis`, only the side that is
+    the participant counts: the caller's `ani` on an inbound leg, the dialled `dnis` on an
+    outbound one. The other side is the contact center's own number, and typing it must
+    not match every caller who dialled it.
+    """
+    direction = (_text(raw.get("direction")) or "").lower()
+    keys: tuple[str, ...]
+    if direction == "inbound":
+        keys = ("address", "ani")
+    elif direction == "outbound":
+        keys = ("address", "dnis")
+    else:
+        # Without a direction there is no telling which of ani/dnis is this participant.
+        keys = ("address",)
+    for key in keys:
+        number = number_in_address(_text(raw.get(key)))
+        if number:
+            yield number
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def parse_moment(value: Any) -> datetime | None:
+    """An ISO 8601 time from Genesys ("2026-03-02T14:58:54.319Z"), always timezone-aware."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -19,9 +19,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import PureCloudPlatformClientV2 as sdk
-
 from genesys.addresses import tel_uri
+from genesys.sdk import sdk
 
 DETAILS_PATH = "/api/v2/analytics/conversations/details/query"
 CONVERSATION_ACTIVITY_PATH = "/api/v2/analytics/conversations/activity/query"

@@ -4,6 +4,11 @@
 its ~6,650 model modules and ~175 API modules: about 2 s and 200 MB before the first request.
 The bot uses two APIs and a few dozen models.
 
+Importing this module installs the lean loader (`install()`) and gives the package as `sdk`:
+the modules that talk to Genesys (`client`, `auth`, `queries`, `transport`) import the SDK
+through it, so the lean loading happens where a client is built, and `import genesys` (which
+the Slack side does for the error types and models) loads nothing of the SDK.
+
 `install()` registers the package (and its `models` and `apis` subpackages) as modules whose
 names resolve on first use (PEP 562 module `__getattr__`). Which submodule defines which name
 is read from the SDK's own `__init__.py` files, so nothing here is a second list to keep in
@@ -83,3 +88,11 @@ def _lazy_package(name: str, folder: Path) -> _LazyPackage:
     module._init = init
     sys.modules[name] = module
     return module
+
+
+def submodule(name: str) -> types.ModuleType:
+    """One of the SDK's own modules by name (`"rest"`, `"logger"`, ...), loaded lazily too."""
+    return importlib.import_module(f"{PACKAGE}.{name}")
+
+
+sdk = install()

@@ -12,7 +12,10 @@ from typing import Any
 
 import certifi
 import urllib3
-from PureCloudPlatformClientV2.default_http_client import DefaultHttpClient
+
+from genesys.sdk import submodule
+
+DefaultHttpClient: Any = submodule("default_http_client").DefaultHttpClient
 
 
 class UnreadableResponse(ValueError):

@@ -39,7 +39,7 @@ from bot.errors import PhoneNumberError
 from bot.phone import display_number, parse_phone_number
 from bot.settings import load_settings
 from bot.store import RequestStore
-from genesys.client import GenesysCalls, GenesysConfig
+from genesys.client import GenesysCalls
 from sandbox.genesys_simulator import FakeGenesys
 from sandbox.slack_requests import SlackRequester, SlackResponse
 from sandbox.slack_simulator import FakeSlack, Message
@@ -201,15 +201,7 @@ class Sandbox:
         self.slack.start()
         settings = load_settings(self.bot_environment(), mode="http")
         self.store = RequestStore.from_url(settings.database_url)
-        calls = GenesysCalls(
-            GenesysConfig(
-                api_host=settings.genesys_api_host,
-                client_id=settings.genesys_client_id,
-                client_secret=settings.genesys_client_secret,
-                read_timeout=settings.genesys_timeout,
-                requests_per_minute=settings.genesys_requests_per_minute,
-            )
-        )
+        calls = GenesysCalls(settings.genesys_config())
         self.bot = create_bot(settings, calls, self.store)
         self.bot.start_background()
         # The bot learns its workspace with auth.test in the background; clicks need it.

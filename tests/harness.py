@@ -16,7 +16,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from bot.app_factory import Bot, create_bot
 from bot.settings import Settings, load_settings
 from bot.store import DropRequest, RequestStore
-from genesys.client import GenesysCalls, GenesysConfig, RetryPolicy
+from genesys.client import GenesysCalls
+from genesys.config import RetryPolicy
 from tests.fakes.genesys import FakeGenesys
 from tests.fakes.slack import FakeSlack, Message
 from tests.fakes.slack_requests import SlackRequester, SlackResponse
@@ -170,10 +171,7 @@ def start_bot(
     settings = load_settings(environ)
     store = RequestStore.from_url(settings.database_url)
     calls = GenesysCalls(
-        GenesysConfig(
-            api_host=settings.genesys_api_host,
-            client_id=settings.genesys_client_id,
-            client_secret=settings.genesys_client_secret,
+        settings.genesys_config(
             read_timeout=2.0,
             # Same policy shape as production, with short waits so tests stay fast.
             retry=RetryPolicy(
@@ -182,7 +180,6 @@ def start_bot(
             confirm_timeout=confirm_timeout,
             confirm_interval=0.05,
             realtime_budget=realtime_budget,
-            requests_per_minute=settings.genesys_requests_per_minute,
         )
     )
     bot = create_bot(

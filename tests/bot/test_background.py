@@ -10,7 +10,7 @@ from bot.app_factory import Bot, create_bot
 from bot.settings import load_settings
 from bot.store import RequestStore
 from bot.supervisors import Membership
-from genesys.client import GenesysCalls, GenesysConfig
+from genesys.client import GenesysCalls
 from tests.fakes.genesys import FakeGenesys
 from tests.fakes.slack import FakeSlack
 from tests.harness import bot_environment
@@ -23,13 +23,7 @@ def _bot(
     if supervisors is not None:
         environ["DROP_CALLER_SUPERVISORS"] = supervisors
     settings = load_settings(environ)
-    calls = GenesysCalls(
-        GenesysConfig(
-            api_host=settings.genesys_api_host,
-            client_id=settings.genesys_client_id,
-            client_secret=settings.genesys_client_secret,
-        )
-    )
+    calls = GenesysCalls(settings.genesys_config())
     return create_bot(settings, calls, RequestStore.from_url(settings.database_url))
 
 

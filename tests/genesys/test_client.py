@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from genesys.client import GenesysCalls, GenesysConfig, RetryPolicy
+from genesys.client import GenesysCalls
+from genesys.config import GenesysConfig, RetryPolicy
 from genesys.errors import (
     GenesysAuthenticationError,
     GenesysError,

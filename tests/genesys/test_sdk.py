@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import json, sys, time
 started = time.perf_counter()
-from genesys.client import GenesysCalls, GenesysConfig
+from genesys.client import GenesysCalls
+from genesys.config import GenesysConfig
 calls = GenesysCalls(GenesysConfig(api_host="http://127.0.0.1:9", client_id="a", client_secret="b"))
 elapsed = time.perf_counter() - started
 sdk_modules = sorted(k for k in sys.modules if k.startswith("PureCloudPlatformClientV2"))
