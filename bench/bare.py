@@ -1,9 +1,9 @@
 """`python -m bench.bare PORT`: the bot's HTTP server with nothing behind it.
 
-The same gunicorn set-up as `python app.py --http` (bot.server.serve_http: one gthread worker,
-the same threads and worker class), serving a WSGI app that reads the request and answers
-200 at once. The benchmark sends it the same bursts of signed commands as the bot, so the
-table can show how much of an acknowledgement's time is the server itself.
+The same granian set-up as `python app.py --http` (bot.server.serve_http: one worker, the same
+threads), serving a WSGI app that reads the request and answers 200 at once. The benchmark
+sends it the same bursts of signed commands as the bot, so the table can show how much of an
+acknowledgement's time is the server itself.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from bot.server import serve_http
-from bot.work import Foreground
 
 if TYPE_CHECKING:
     from bot.app_factory import Bot
@@ -33,7 +32,6 @@ class _Bare:
     """What serve_http needs of a Bot: its WSGI app, and nothing to stop."""
 
     wsgi = staticmethod(answer_at_once)
-    foreground = Foreground()
 
     def stop_background(self) -> None:
         """Nothing runs in the background."""

@@ -1,4 +1,4 @@
-"""`python app.py --http` as a subprocess, set up the way tests/test_app.py runs it."""
+"""`python app.py` as a subprocess (HTTP mode, or Socket Mode), pointed at the simulators."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
-from tests.fakes.genesys import FakeGenesys
-from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_requests import SlackRequester
-from tests.harness import SIGNING_SECRET, bot_environment
+from sandbox.environment import simulated_environment
+from sandbox.genesys_simulator import FakeGenesys
+from sandbox.slack_requests import SlackRequester
+from sandbox.slack_simulator import FakeSlack
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
+SIGNING_SECRET = "bench-signing-secret"  # noqa: S105 - the simulators' made-up secret
+SUPERVISOR = "USUP1"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -91,12 +93,13 @@ def children_of(pid: int) -> list[int]:
 
 
 class BotProcess:
-    """The real bot under gunicorn, on a free port, against the given fakes.
+    """The real bot, on a free port, against the given simulators.
 
-    The environment is bare (PATH and locale only, HOME in the work folder) plus
-    `bot_environment(...)` (which puts the SQLite database in the work folder), PORT and
-    `extra_env`.
-    Its output goes to `bot.log` in the work folder.
+    The environment is bare (PATH and locale only, HOME in the work folder) plus the
+    simulators' (the SQLite database in the work folder), PORT and `extra_env`. With
+    `socket_mode`, the bot connects to the Slack simulator over Socket Mode (`--socket`) and
+    serves only /healthz on PORT; otherwise it serves HTTP (`--http`). Its output goes to
+    `bot.log` in the work folder.
     """
 
     def __init__(
@@ -105,8 +108,11 @@ class BotProcess:
         slack: FakeSlack,
         workdir: Path,
         extra_env: dict[str, str] | None = None,
+        *,
+        socket_mode: bool = False,
     ) -> None:
         self.workdir = workdir
+        self.socket_mode = socket_mode
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.requester = SlackRequester(f"{self.base_url}/slack/events", SIGNING_SECRET)
@@ -115,14 +121,23 @@ class BotProcess:
         env = {k: v for k, v in os.environ.items() if k in keep}
         env["HOME"] = str(workdir)
         env["PYTHONUNBUFFERED"] = "1"
-        self._env = env | bot_environment(genesys, slack, workdir) | {"PORT": str(self.port)}
+        self._env = env | simulated_environment(
+            genesys,
+            slack,
+            signing_secret=SIGNING_SECRET,
+            supervisors=SUPERVISOR,
+            database_url=f"sqlite:///{workdir / 'drop_caller.db'}",
+        )
+        self._env["PORT"] = str(self.port)
+        if socket_mode:
+            self._env["SLACK_APP_TOKEN"] = slack.app_token
         self._env |= extra_env or {}
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
     @property
     def pid(self) -> int:
-        """The process id of `python app.py` (gunicorn's master)."""
+        """The process id of `python app.py` (in HTTP mode, the server's parent)."""
         assert self._process is not None, "not started"
         return self._process.pid
 
@@ -131,7 +146,7 @@ class BotProcess:
         self._log = self.log_path.open("ab")  # a restart adds to the same log
         started = time.perf_counter()
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, str(APP), "--http"],
+            [sys.executable, str(APP), "--socket" if self.socket_mode else "--http"],
             cwd=self.workdir,
             env=self._env,
             stdout=self._log,
@@ -164,12 +179,12 @@ class BotProcess:
         raise BotExited(f"/healthz was not 200 within {timeout:g} s:\n{self.log_tail()}")
 
     def worker_pid(self) -> int | None:
-        """gunicorn's worker process: the (one) child of the master."""
+        """The HTTP server's worker process: the (one) child of its parent."""
         children = children_of(self.pid)
         return children[0] if children else None
 
     def stop(self) -> int | None:
-        """SIGTERM, then wait (gunicorn finishes in-flight work); kill after 40 s."""
+        """SIGTERM, then wait (the bot finishes in-flight work); kill after 40 s."""
         process, self._process = self._process, None
         code: int | None = None
         if process is not None:

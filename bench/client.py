@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
+from bench.botprocess import SIGNING_SECRET
 from bench.burst import Prepared
-from tests.fakes.slack_requests import SlackRequester, SlackResponse
-from tests.harness import SIGNING_SECRET
+from sandbox.slack_requests import SlackRequester, SlackResponse
 
 
 class _Capture(SlackRequester):

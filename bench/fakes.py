@@ -1,7 +1,4 @@
-"""The benchmark's Genesys fakes: FakeGenesys without a loopback stall, and a rate-limited one.
-
-Only the benchmark uses them; `tests/fakes/genesys.py` is left as it is.
-"""
+"""The benchmark's rate-limited Genesys: the simulator enforcing a sliding-window limit."""
 
 from __future__ import annotations
 
@@ -9,33 +6,13 @@ import math
 import threading
 import time
 from collections import deque
-from typing import Any, Self
+from typing import Any
 
-from sandbox.genesys_simulator import FakeGenesys, RecordedRequest, _error, _Handler, _Reply
-
-
-class _NoDelayHandler(_Handler):
-    # FakeGenesys keeps connections alive and writes each answer in two pieces (headers, then
-    # body). With Nagle's algorithm on, the body waits for the client's delayed ACK of the
-    # headers: about 40 ms on every request, which no real network adds. TCP_NODELAY (what
-    # this flag sets) removes it.
-    disable_nagle_algorithm = True
+from sandbox.genesys_simulator import FakeGenesys, RecordedRequest, _error, _Reply
 
 
-class BenchGenesys(FakeGenesys):
-    """FakeGenesys whose answers leave at once (TCP_NODELAY), so only `latency` is added."""
-
-    def start(self) -> Self:
-        super().start()
-        server = self._server
-        assert server is not None
-        # Read for each new connection, so swapping it before the first request is enough.
-        server.RequestHandlerClass = _NoDelayHandler
-        return self
-
-
-class RateLimitedGenesys(BenchGenesys):
-    """BenchGenesys answering 429 with `Retry-After` once `limit` requests came in `window` s.
+class RateLimitedGenesys(FakeGenesys):
+    """The simulator answering 429 with `Retry-After` once `limit` requests came in `window` s.
 
     The window slides and is counted on arrival: a request is refused when `limit` requests
     were already admitted in the `window` seconds before it arrived. Choices, stated so the

@@ -1,21 +1,22 @@
 """Where an acknowledgement's CPU goes: `python -m bench.profile_ack`.
 
-The benchmark times acknowledgements over HTTP, under gunicorn. This calls the bot's WSGI
+The benchmark times acknowledgements over HTTP, under granian. This calls the bot's WSGI
 application directly, in this process, so that what the bot itself costs per
 acknowledgement can be told apart from what the server costs (bench/bare.py):
 
 1. CPU per acknowledgement (the calling thread's own CPU time, so the look-ups the commands
    queue, which run on other threads, are not counted), with requests one at a time and
-   from 32 threads at once (gunicorn's thread count);
+   from as many threads at once as the HTTP server answers with (bot.server.HTTP_THREADS);
 2. a cProfile of the acknowledgement path, one request at a time.
 
-The bot is the real one (tests.harness.start_bot: the Bolt app, the real Genesys SDK, the
-loopback fakes), with logging set up as in production and written to /dev/null.
+The bot is the real one (bot.app_factory.build_bot: the Bolt app, the real Genesys SDK, the
+loopback simulators), with logging set up as in production and written to /dev/null.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
@@ -26,17 +27,23 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.botprocess import SIGNING_SECRET, SUPERVISOR
 from bench.burst import Prepared
 from bench.client import prepare_command
+from bot.app_factory import Bot, build_bot
 from bot.redaction import configure_logging
+from bot.server import HTTP_THREADS
+from bot.settings import load_settings
 from bot.web import WsgiApp
-from tests.fakes.genesys import FakeGenesys
-from tests.fakes.slack import FakeSlack
-from tests.harness import SUPERVISOR, start_bot
+from sandbox.environment import simulated_environment
+from sandbox.genesys_simulator import FakeGenesys
+from sandbox.slack_simulator import FakeSlack
+
+EVENTS_URL = "http://127.0.0.1:3000/slack/events"  # only the Host header uses it
 
 Environ = tuple[dict[str, Any], bytes]
 
@@ -95,6 +102,27 @@ def cpu_per_answer(application: WsgiApp, requests: Sequence[Environ], threads: i
     return sum(spent) * 1000 / len(requests)
 
 
+@contextlib.contextmanager
+def in_process_bot(genesys: FakeGenesys, slack: FakeSlack, tmp: Path) -> Iterator[Bot]:
+    """The real bot, built as `python app.py --http` builds it, in this process."""
+    environ = simulated_environment(
+        genesys,
+        slack,
+        signing_secret=SIGNING_SECRET,
+        supervisors=SUPERVISOR,
+        database_url=f"sqlite:///{tmp / 'drop_caller.db'}",
+    )
+    # Unpaced: the look-ups the acknowledgements queue must not wait on the rate limit.
+    environ["GENESYS_REQUESTS_PER_MINUTE"] = "1000000"
+    bot = build_bot(load_settings(environ, mode="http"))
+    slack.wait_for(lambda: bot.identity.team_id is not None)
+    try:
+        yield bot
+    finally:
+        bot.stop_background()
+        bot.finish_work(timeout=30)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the CPU per acknowledgement and the profile of the acknowledgement path."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -116,17 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         tempfile.TemporaryDirectory() as tmp,
         FakeGenesys() as genesys,
         FakeSlack() as slack,
-        # Unpaced: the look-ups the acknowledgements queue must not wait on the rate limit.
-        start_bot(genesys, slack, Path(tmp), env={"GENESYS_REQUESTS_PER_MINUTE": "1000000"}) as bot,
+        in_process_bot(genesys, slack, Path(tmp)) as bot,
     ):
-        application = bot.bot.wsgi
+        application = bot.wsgi
 
         def batch(count: int) -> list[Environ]:
             url = slack.new_response_url(channel="CPROFILE")
             return [
                 environ_for(
                     prepare_command(
-                        bot.requester.events_url,
+                        EVENTS_URL,
                         f"+1555{n:07d}",
                         user_id=SUPERVISOR,
                         channel_id="CPROFILE",
@@ -139,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         def settle() -> None:
             # Each acknowledgement queues a look-up; let them finish so that the work
             # queue never fills (a full queue answers differently).
-            if not bot.bot.finish_work(timeout=120):
+            if not bot.finish_work(timeout=120):
                 raise RuntimeError("the queued look-ups did not finish")
 
         status = answer(application, batch(1)[0])
@@ -150,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             answer(application, request)
         settle()
         costs: dict[str, float] = {}
-        for threads in (1, 32):
+        for threads in (1, HTTP_THREADS):
             costs[str(threads)] = round(
                 cpu_per_answer(application, batch(args.requests), threads), 3
             )

@@ -16,17 +16,19 @@ from slack_sdk import WebClient
 
 from bot import actions, commands
 from bot.authorisation import Authoriser
+from bot.calls import CallDirectory
+from bot.drops import DropWorkflow
 from bot.health import Health
 from bot.identity import BotIdentity, authorize_with
 from bot.policy import Policy
 from bot.publisher import SLACK_TIMEOUT, CardPublisher, slack_retries
-from bot.services import CallDirectory, Services
+from bot.services import Services
 from bot.settings import Settings
 from bot.store import RequestStore
 from bot.supervisors import SupervisorDirectory
 from bot.sweeper import Sweeper
 from bot.web import WsgiApp, wsgi_app
-from bot.work import Foreground, WorkQueue
+from bot.work import WorkQueue
 from genesys.errors import GenesysError
 from genesys.realtime import SourceState
 
@@ -52,45 +54,29 @@ class Bot:
     # Set once the start-up check of Genesys' real-time lookup sources has finished.
     realtime_checked: threading.Event = field(default_factory=threading.Event, init=False)
 
-    _check_realtime: bool = field(default=True, init=False, repr=False)
-    _starter: threading.Timer | None = field(default=None, init=False, repr=False)
     _background_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _stopped: bool = field(default=False, init=False)
 
-    def start_background(self, *, after: float = 0.0, check_realtime: bool = True) -> None:
-        """Read the supervisor groups now; learn who the bot is and start sweeping now, or
-        `after` seconds from now.
+    def start_background(self, *, check_realtime: bool = True) -> None:
+        """Start the background work: read the supervisor groups, learn who the bot is
+        (auth.test), sweep, and ask Genesys' real-time sources once so that the log names a
+        missing permission at start (`check_realtime`; tests of other things turn it off).
 
-        Those two (auth.test, a sweep of the database) take CPU, and Python runs one thread
-        at a time: a new process that waits a moment answers a Slack request that arrives as
-        it starts without sharing the CPU with them, and no request needs them. The groups
-        are read at once: a supervisor listed only through a group must be recognised from
-        the first request on. `check_realtime`: ask Genesys' real-time sources once, so that
-        the log names a missing permission at start (tests of other things turn it off).
+        The groups are read before this returns: a supervisor listed only through a group
+        must be recognised from the first request on.
         """
-        self._check_realtime = check_realtime
-        if not check_realtime:
-            self.realtime_checked.set()
         self.supervisors.start()
-        if after <= 0:
-            self._start_now()
-            return
-        self._starter = threading.Timer(after, self._start_now)
-        self._starter.name = "background-start"
-        self._starter.daemon = True
-        self._starter.start()
-
-    def _start_now(self) -> None:
-        # Both only start a thread, so stop_background never waits long for this lock.
         with self._background_lock:
             if self._stopped:
                 return
             self.identity.start()
             self.sweeper.start()
-            if self._check_realtime:
-                threading.Thread(
-                    target=self._check_realtime_sources, name="realtime-check", daemon=True
-                ).start()
+        if check_realtime:
+            threading.Thread(
+                target=self._check_realtime_sources, name="realtime-check", daemon=True
+            ).start()
+        else:
+            self.realtime_checked.set()
 
     def _check_realtime_sources(self) -> None:
         """Ask Genesys' real-time sources once, so the log names a missing permission now."""
@@ -111,16 +97,9 @@ class Bot:
         """Stop the background threads (or keep them from starting)."""
         with self._background_lock:
             self._stopped = True
-            if self._starter is not None:
-                self._starter.cancel()
         self.sweeper.stop()
         self.supervisors.stop()
         self.identity.stop()
-
-    @property
-    def foreground(self) -> Foreground:
-        """Requests being answered now; the HTTP server counts them, the work waits on them."""
-        return self.services.work.foreground
 
     @functools.cached_property
     def wsgi(self) -> WsgiApp:
@@ -129,7 +108,6 @@ class Bot:
 
     def finish_work(self, timeout: float = 30.0) -> bool:
         """Let work already accepted (a disconnect in flight) finish; False on timeout."""
-        self.foreground.release()
         return self.services.work.drain(timeout)
 
 
@@ -184,19 +162,30 @@ def create_bot(
     )
     publisher = CardPublisher(client, audit_channel=settings.audit_channel, store=store)
     work = WorkQueue()
+    authoriser = Authoriser(supervisors, channels=settings.channels)
+    policy = Policy(
+        default_region=settings.default_region,
+        protected_numbers=settings.protected_numbers,
+        two_person=settings.two_person,
+        dry_run=settings.dry_run,
+    )
+    drops = DropWorkflow(
+        store=store,
+        calls=calls,
+        publisher=publisher,
+        authoriser=authoriser,
+        policy=policy,
+        now=now,
+    )
     services = Services(
         calls=calls,
         store=store,
-        authoriser=Authoriser(supervisors, channels=settings.channels),
-        policy=Policy(
-            default_region=settings.default_region,
-            protected_numbers=settings.protected_numbers,
-            two_person=settings.two_person,
-            dry_run=settings.dry_run,
-        ),
+        authoriser=authoriser,
+        policy=policy,
         publisher=publisher,
         work=work,
         health=Health(store=store, calls=calls, work=work, now=now),
+        drops=drops,
         request_ttl=settings.request_ttl,
         now=now,
     )
@@ -204,11 +193,8 @@ def create_bot(
     actions.register(app, services)
     app.error(_report_unexpected_error)
     sweeper = Sweeper(
-        store,
-        calls,
-        publisher,
+        drops,
         interval=settings.sweep_interval,
-        now=now,
         recover_after=(
             timedelta(seconds=settings.recover_after) if recover_after is None else recover_after
         ),
@@ -225,6 +211,18 @@ def create_bot(
         executor=executor,
         signing_secret=settings.slack_signing_secret or "",
     )
+
+
+def build_bot(settings: Settings, *, prepare_schema: bool = True) -> Bot:
+    """The bot from its settings, with its store and Genesys client, its background work
+    started. With `prepare_schema` the store checks (or makes) the schema now, waiting for
+    the database; without, on its first use."""
+    from genesys.client import GenesysCalls
+
+    store = RequestStore.from_url(settings.database_url, prepare=prepare_schema)
+    bot = create_bot(settings, GenesysCalls(settings.genesys_config()), store)
+    bot.start_background()
+    return bot
 
 
 def create_app(

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.domain import DropRequest, RequestState
 from bot.phone import display_number
-from bot.store import DropRequest, RequestState
 from genesys.models import CallMatch
 
 Block = dict[str, Any]

@@ -15,6 +15,7 @@ from bot.cards import USAGE, confirmation_card, escape
 from bot.errors import BotError, PhoneNumberError
 from bot.phone import display_number, mask_number, parse_phone_number
 from bot.publisher import post_to_response_url
+from bot.replies import BUSY, INTERNAL_ERROR
 from bot.services import Services
 from genesys.errors import GenesysError, GenesysPermissionError
 
@@ -22,14 +23,6 @@ logger = logging.getLogger(__name__)
 
 COMMAND = "/drop-caller"
 _EXAMPLE = "`/drop-caller +1 555 123 4567`"
-BUSY = (
-    ":warning: The bot is handling too many requests right now, so nothing was done. "
-    "Try again in a minute."
-)
-INTERNAL_ERROR = (
-    ":x: The bot hit an internal error, which has been logged. "
-    "Check the call in Genesys Cloud before trying again."
-)
 # Posting into a channel the bot is not a member of fails with one of these.
 _NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
 # Slack allows 50 blocks and 25 buttons a message; a card lists this many calls at most.

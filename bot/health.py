@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.calls import CallDirectory
 from bot.cards import escape
-from bot.services import CallDirectory
 from bot.store import RequestStore
 from bot.work import WorkQueue
 from genesys.realtime import SourceState

@@ -22,8 +22,9 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
 from bot.cards import Block, audit_line, outcome_card
+from bot.domain import DropRequest
 from bot.errors import BotError
-from bot.store import DropRequest, RequestStore
+from bot.store import RequestStore
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,10 @@
-"""Run the bot: HTTP mode under gunicorn, or Socket Mode."""
+"""Run the bot: HTTP mode under granian, or Socket Mode.
+
+HTTP mode serves the bot's WSGI app (`bot.web`) with granian, a well-kept HTTP server written
+in Rust that runs WSGI apps unmodified; it was chosen over gunicorn by measurement (see
+bench/README.md). One worker process, so the rate pacer and the OAuth token are shared by every
+request and a SQLite file is written from one place; a pool of threads answers Slack.
+"""
 
 from __future__ import annotations
 
@@ -6,127 +12,95 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
-
 from bot.web import WsgiApp, health_only_app
-from bot.work import Foreground
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from bot.app_factory import Bot
+    from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Requests are short (listeners run on Bolt's own pool after the ack), so one process with
-# threads serves concurrent Slack requests; one process also keeps SQLite writes in one place.
-HTTP_THREADS = 32
+# Threads answering Slack: an answer is a signature check and a few checks (the slow work
+# runs on the work queue), so a few threads keep up with a burst on two cores; more would
+# only share the interpreter lock.
+HTTP_THREADS = 8
+# On SIGTERM, work already accepted (a drop in flight) may take this long to finish...
+DRAIN_SECONDS = 25.0
+# ...and granian's parent kills a worker that is still running this long after SIGTERM.
+KILL_AFTER_SECONDS = 35
 
 
-class _Worker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
-    """gunicorn's gthread worker, closing finished connections on the request's own thread.
+def prepare_http(settings: Settings) -> None:
+    """What the server's parent does before it starts the worker.
 
-    gunicorn 26+ closes a `Connection: close` connection by half-closing it and then reading
-    until the client hangs up (at most 2 s, RFC 9112 section 9.6), and it does that on the
-    worker's one main thread, which also accepts every new connection. One client that keeps
-    its end open after reading the answer therefore stalls every other request for up to
-    2 s (seen with gunicorn 27.0.1: a /healthz waited 1,957 ms behind such a client, 3 ms
-    without it). Here the same graceful close runs on the pool thread that served the
-    request, so only that thread waits; the main thread then only counts the connection as
-    gone (`finish_request`), which keeps gunicorn's count of open connections right: its
-    graceful stop waits on that count for the requests still in flight.
-
-    It also counts the requests being answered for the bot's work queue (`Foreground`): from
-    the moment a connection is handed to a thread until its answer is written.
+    The worker is forked from the parent, so what the parent imports here is shared and
+    already loaded: the worker builds the bot in a few tens of milliseconds. A new database
+    gets its schema here, once; a database that does not answer is left to the worker, which
+    keeps trying. Last, everything the parent holds is frozen out of the garbage collector
+    (`gc.freeze`, as Python's documentation advises before a fork), so the worker's full
+    collections skip it and do not write to the pages the two processes share.
     """
+    import gc
 
-    _foreground = Foreground()
+    import bot.app_factory  # noqa: F401 - imported for the worker to inherit
+    import genesys.client  # noqa: F401 - likewise (the lean SDK loader and the client's modules)
+    from bot.store import RequestStore
 
-    def load_wsgi(self) -> None:
-        super().load_wsgi()
-        self._foreground = self.app.foreground()
-
-    def enqueue_req(self, conn: Any) -> None:
-        self._foreground.begin()
-        try:
-            super().enqueue_req(conn)
-        except BaseException:
-            self._foreground.end()
-            raise
-
-    def handle(self, conn: Any) -> Any:
-        try:
-            keep_alive = super().handle(conn)
-        finally:
-            self._foreground.end()
-        if keep_alive is False:
-            conn.close(graceful=True)
-        return keep_alive
-
-    def finish_request(self, conn: Any, fs: Future[Any]) -> None:
-        if not fs.cancelled() and fs.exception() is None and fs.result() is False:
-            # Closed by `handle`, on the pool thread; closing it again would fail and make
-            # gunicorn count the connection twice.
-            self.nr_conns -= 1
-            return
-        super().finish_request(conn, fs)
-
-
-class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
-    """gunicorn driven from code, so `python app.py` stays the one entry point."""
-
-    def __init__(self, build: Callable[[], Bot], options: dict[str, Any]) -> None:
-        self._build = build
-        self._options = options
-        self._bot: Bot | None = None
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self._options.items():
-            self.cfg.set(key, value)
-        self.cfg.set("worker_exit", self._worker_exit)
-
-    def load(self) -> WsgiApp:
-        # Runs in the worker process, after the fork: build everything there.
-        self._bot = self._build()
-        return self._bot.wsgi
-
-    def foreground(self) -> Foreground:
-        """The bot's count of requests being answered (the worker keeps it)."""
-        assert self._bot is not None, "load() builds the bot first"
-        return self._bot.foreground
-
-    def _worker_exit(self, server: Any, worker: Any) -> None:
-        """On SIGTERM: requests are answered; now let accepted work (a drop) finish."""
-        if self._bot is None:
-            return
-        logger.info("Stopping: finishing the requests in progress")
-        self._bot.stop_background()
-        if not self._bot.finish_work(timeout=25.0):
-            logger.error("Some requests were still running after 25 s; they were cut off")
+    RequestStore.from_url(settings.database_url).close()
+    gc.freeze()
 
 
 def serve_http(build: Callable[[], Bot], *, host: str, port: int) -> None:
-    """Serve the bot built by `build` on host:port until stopped (SIGTERM/SIGINT)."""
-    _Gunicorn(
-        build,
-        {
-            "bind": f"{host}:{port}",
-            "workers": 1,
-            "worker_class": _Worker,
-            "threads": HTTP_THREADS,
-            "timeout": 60,
-            "graceful_timeout": 30,
-            "accesslog": None,
-            "loglevel": "info",
-            # gunicorn 27 otherwise opens a control socket in the working directory.
-            "control_socket_disable": True,
-        },
-    ).run()
+    """Serve the bot built by `build` (in the worker) on host:port until SIGTERM or SIGINT.
+
+    On either signal granian stops accepting, answers the requests it is reading, and lets
+    the worker exit; the work already accepted then finishes (up to `DRAIN_SECONDS`).
+    """
+    import multiprocessing
+    import multiprocessing.util
+
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+
+    def load() -> WsgiApp:
+        # Runs in the worker, after the fork.
+        bot = build()
+        # A forked worker ends through multiprocessing, which runs its finalizers (not
+        # atexit): the hook for letting accepted work finish.
+        multiprocessing.util.Finalize(None, _finisher(bot), exitpriority=100)
+        return bot.wsgi
+
+    # granian forks its worker (inheriting what `prepare_http` loaded); say so explicitly,
+    # since Python's default start method is changing away from fork.
+    multiprocessing.set_start_method("fork", force=True)
+    server = Granian(
+        "bot.web:unused",  # granian wants an import path; `load` provides the app instead
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=1,
+        blocking_threads=HTTP_THREADS,
+        http=HTTPModes.http1,
+        workers_kill_timeout=KILL_AFTER_SECONDS,
+        log_access=False,
+    )
+    server.serve(target_loader=load, wrap_loader=False)
+
+
+def _finisher(bot: Bot) -> Callable[[], None]:
+    def finish() -> None:
+        logger.info("Stopping: finishing the requests in progress")
+        bot.stop_background()
+        if not bot.finish_work(timeout=DRAIN_SECONDS):
+            logger.error(
+                "Some requests were still running after %g s; they were cut off", DRAIN_SECONDS
+            )
+
+    return finish
 
 
 class AppTokenRejected(Exception):
@@ -177,8 +151,10 @@ def serve_socket_mode(bot: Bot, app_token: str, *, health_port: int | None = Non
         logger.info("Stopping: no new requests; finishing those in progress")
         handler.close()  # type: ignore[no-untyped-call]
         bot.stop_background()
-        if not bot.finish_work(timeout=30.0):
-            logger.error("Some requests were still running after 30 s; they were cut off")
+        if not bot.finish_work(timeout=DRAIN_SECONDS):
+            logger.error(
+                "Some requests were still running after %g s; they were cut off", DRAIN_SECONDS
+            )
     if health_server is not None:
         health_server.shutdown()
 

@@ -1,53 +1,19 @@
-"""What the Slack handlers work with, gathered in one object built by `create_app`."""
+"""What the Slack handlers work with, gathered in one object built by `create_bot`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
 
 from bot.authorisation import Authoriser
+from bot.calls import CallDirectory
+from bot.drops import DropWorkflow
+from bot.health import Health
 from bot.policy import Policy
 from bot.publisher import CardPublisher
 from bot.store import RequestStore
 from bot.work import WorkQueue
-
-if TYPE_CHECKING:
-    from bot.health import Health
-from genesys.models import CallLookup, DisconnectResult, LiveCall
-from genesys.realtime import SourceStatus
-
-
-class CallDirectory(Protocol):
-    """The Genesys operations the bot needs (implemented by `genesys.client.GenesysCalls`)."""
-
-    def find_active_calls(self, number: str) -> CallLookup:
-        """Live calls in which `number` is a droppable party, and what stood in the way."""
-        ...
-
-    def check_realtime_sources(self) -> list[SourceStatus]:
-        """Ask each real-time lookup source once; how each fares."""
-        ...
-
-    def realtime_statuses(self) -> list[SourceStatus]:
-        """How each real-time lookup source fared when last asked."""
-        ...
-
-    def disconnect_participant(
-        self, conversation_id: str, participant_id: str, number: str, *, dry_run: bool = False
-    ) -> DisconnectResult:
-        """Disconnect one participant after re-checking it (only check, with `dry_run`)."""
-        ...
-
-    def get_live_call(self, conversation_id: str) -> LiveCall:
-        """The call as Genesys sees it now."""
-        ...
-
-    @property
-    def last_contact(self) -> datetime | None:
-        """When Genesys last answered a request, if ever."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -61,6 +27,7 @@ class Services:
     publisher: CardPublisher
     work: WorkQueue
     health: Health
+    drops: DropWorkflow
     request_ttl: int
     now: Callable[[], datetime]
 

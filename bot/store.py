@@ -1,41 +1,48 @@
 """Drop requests and their decisions, kept in a SQL database (SQLite by default, PostgreSQL
 for several instances).
 
-Every state change is one conditional UPDATE, so it is atomic in the database itself: two
-clicks on one card, in one process or in two, cannot both claim a request. Each change also
-appends a row to `drop_events` in the same transaction; the database refuses any UPDATE or
-DELETE of that table (triggers from migration 0002).
+Every state change is one conditional UPDATE (`_transition`), so it is atomic in the
+database itself: two clicks on one card, in one process or in two, cannot both claim a
+request. Each change also appends a row to `drop_events` in the same transaction; the
+database refuses any UPDATE or DELETE of that table (triggers from migration 0002).
 
-The schema is created and migrated in place by Alembic (`bot/migrations`) when the store is
-first used, under a lock on PostgreSQL so that instances starting together do it once. A
-database that is down at start is retried on every use, so the bot starts without it.
-
-    pending ──claim──▶ approving ──finish──▶ done | failed
-       ├──cancel──▶ cancelled
-       └──expire──▶ expired
+The schema is created and migrated in place (`bot.schema`) when the store is first used. A
+database that is down at start is retried on every use, so the bot starts without it. The
+request states are drawn in `bot.domain`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import enum
-import fcntl
 import functools
 import json
 import logging
-import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 
+from bot.domain import (
+    CLOSED_STATES,
+    Claim,
+    ClaimStatus,
+    DropRequest,
+    Outcome,
+    RequestState,
+)
 from bot.errors import StoreUnavailable
+from bot.schema import (
+    create_engine,
+    drop_candidates,
+    drop_events,
+    drop_participant_claims,
+    drop_requests,
+    migrate,
+)
 from genesys.models import CallMatch
 
 logger = logging.getLogger(__name__)
@@ -43,16 +50,10 @@ logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-# The newest migration's revision (a test keeps it equal to Alembic's head). A database
-# already there needs no Alembic at all, which saves its import and checks at every start.
-SCHEMA_HEAD = "0002"
-# Audit events about the chosen call, whose ids older rows may not carry themselves.
-_DECIDED = frozenset({"approved", "outcome"})
-# Any fixed number: the PostgreSQL advisory lock that serialises migrations across instances.
-_MIGRATION_LOCK = 7_341_002
 # How often a store whose database is down tries to reach it again, at most.
 _RETRY_SECONDS = 2.0
+# Ids per IN (...) list: well under SQLite's limit on bound parameters.
+_IDS_PER_QUERY = 500
 
 
 def _unavailable_as_error(method: Callable[P, R]) -> Callable[P, R]:
@@ -74,135 +75,6 @@ def _unavailable_as_error(method: Callable[P, R]) -> Callable[P, R]:
             ) from exc
 
     return wrapper
-
-
-class RequestState(enum.StrEnum):
-    """Where a drop request is in its life."""
-
-    PENDING = "pending"
-    APPROVING = "approving"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-
-metadata = sa.MetaData()
-
-drop_requests = sa.Table(
-    "drop_requests",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("team_id", sa.String(32), nullable=False),
-    sa.Column("channel_id", sa.String(32), nullable=False),
-    sa.Column("requester_id", sa.String(32), nullable=False),
-    sa.Column("number", sa.String(20), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("message_ts", sa.String(32)),
-    sa.Column("response_url", sa.Text),
-    sa.Column("decided_by", sa.String(32)),
-    sa.Column("decided_at", sa.DateTime(timezone=True)),
-    sa.Column("chosen_position", sa.Integer),
-    sa.Column("outcome", sa.String(32)),
-    sa.Column("outcome_detail", sa.Text),
-    sa.Column("error_code", sa.String(128)),
-    sa.Column("context_id", sa.String(64)),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
-    sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("card_shown_state", sa.String(16)),
-    sa.Column("audit_claimed_at", sa.DateTime(timezone=True)),
-    sa.Column("audit_posted_at", sa.DateTime(timezone=True)),
-)
-
-drop_candidates = sa.Table(
-    "drop_candidates",
-    metadata,
-    sa.Column("request_id", sa.ForeignKey("drop_requests.id"), primary_key=True),
-    sa.Column("position", sa.Integer, primary_key=True),
-    sa.Column("conversation_id", sa.String(64), nullable=False),
-    sa.Column("participant_id", sa.String(64), nullable=False),
-    sa.Column("purpose", sa.String(32), nullable=False),
-    sa.Column("participant_name", sa.Text),
-    sa.Column("agent_names", sa.Text, nullable=False),
-    sa.Column("queue_names", sa.Text, nullable=False),
-    sa.Column("direction", sa.String(16)),
-    sa.Column("connected_at", sa.DateTime(timezone=True)),
-)
-
-drop_participant_claims = sa.Table(
-    "drop_participant_claims",
-    metadata,
-    sa.Column("conversation_id", sa.String(64), primary_key=True),
-    sa.Column("participant_id", sa.String(64), primary_key=True),
-    sa.Column("request_id", sa.String(32), nullable=False),
-    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-drop_events = sa.Table(
-    "drop_events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("request_id", sa.String(32), nullable=False),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("actor_id", sa.String(32)),
-    sa.Column("detail", sa.Text, nullable=False),
-)
-
-
-@dataclass(frozen=True)
-class DropRequest:
-    """One `/drop-caller` request and what became of it."""
-
-    id: str
-    team_id: str
-    channel_id: str
-    requester_id: str
-    number: str
-    state: RequestState
-    created_at: datetime
-    expires_at: datetime
-    message_ts: str | None
-    response_url: str | None
-    decided_by: str | None
-    decided_at: datetime | None
-    chosen_position: int | None
-    outcome: str | None
-    outcome_detail: str | None
-    candidates: tuple[CallMatch, ...]
-    dry_run: bool = False
-    card_shown_state: str | None = None
-    audit_posted: bool = False
-
-    @property
-    def chosen(self) -> CallMatch | None:
-        """The call a supervisor chose to disconnect, once one has."""
-        if self.chosen_position is None:
-            return None
-        return self.candidates[self.chosen_position]
-
-
-class ClaimStatus(enum.Enum):
-    """What happened to an attempt to claim or cancel a request."""
-
-    CLAIMED = "claimed"
-    ALREADY_DECIDED = "already_decided"
-    EXPIRED = "expired"
-    NOT_FOUND = "not_found"
-    PARTICIPANT_BUSY = "participant_busy"
-    """Another request (another card) is dropping the same participant right now."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    """The answer to `claim` and `cancel`: the status and the request as it now stands."""
-
-    status: ClaimStatus
-    request: DropRequest | None
-    expired_now: bool = False
-    """With EXPIRED: this call is the one that marked the request expired."""
 
 
 class RequestStore:
@@ -271,36 +143,7 @@ class RequestStore:
 
     def create_schema(self) -> None:
         """Bring the schema to the newest revision, keeping every row (idempotent)."""
-        if self._schema_version() == SCHEMA_HEAD:
-            return
-        from alembic import command
-        from alembic.config import Config
-
-        with _sqlite_file_lock(self._engine.url), self._engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
-            config = Config()
-            config.set_main_option("script_location", str(_MIGRATIONS))
-            config.attributes["connection"] = connection
-            tables = sa.inspect(connection).get_table_names()
-            versioned = (
-                "alembic_version" in tables
-                and connection.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one()
-            )
-            if "drop_requests" in tables and not versioned:
-                # Created by the first release with create_all(), which was revision 0001.
-                command.stamp(config, "0001")
-            command.upgrade(config, "head")
-
-    def _schema_version(self) -> str | None:
-        """The schema revision recorded in the database, or None (new or first release)."""
-        with self._engine.connect() as connection:
-            if not sa.inspect(connection).has_table("alembic_version"):
-                return None
-            version = connection.execute(
-                sa.text("SELECT version_num FROM alembic_version")
-            ).scalar_one_or_none()
-        return str(version) if version is not None else None
+        migrate(self._engine)
 
     def ping(self) -> bool:
         """True when the database answers."""
@@ -463,22 +306,17 @@ class RequestStore:
         """Close a pending request nobody can act on (its card was never posted)."""
         now = self._now()
         with self._engine.begin() as connection:
-            result = connection.execute(
-                drop_requests.update()
-                .where(
-                    drop_requests.c.id == request_id,
-                    drop_requests.c.state == RequestState.PENDING.value,
-                )
-                .values(
-                    state=RequestState.FAILED.value,
-                    outcome="not_posted",
-                    outcome_detail=reason,
-                    finished_at=now,
-                    # No card to update: the sweeper has nothing to catch up on.
-                    card_shown_state=RequestState.FAILED.value,
-                )
-            )
-            if result.rowcount == 1:
+            if _transition(
+                connection,
+                request_id,
+                drop_requests.c.state == RequestState.PENDING.value,
+                state=RequestState.FAILED.value,
+                outcome=Outcome.NOT_POSTED.value,
+                outcome_detail=reason,
+                finished_at=now,
+                # No card to update: the sweeper has nothing to catch up on.
+                card_shown_state=RequestState.FAILED.value,
+            ):
                 _record(connection, request_id, now, "abandoned", None, {"detail": reason})
                 return True
         return False
@@ -524,16 +362,13 @@ class RequestStore:
     def _expire(self, request_id: str) -> bool:
         now = self._now()
         with self._engine.begin() as connection:
-            result = connection.execute(
-                drop_requests.update()
-                .where(
-                    drop_requests.c.id == request_id,
-                    drop_requests.c.state == RequestState.PENDING.value,
-                    drop_requests.c.expires_at <= now,
-                )
-                .values(state=RequestState.EXPIRED.value)
-            )
-            if result.rowcount == 1:
+            if _transition(
+                connection,
+                request_id,
+                drop_requests.c.state == RequestState.PENDING.value,
+                drop_requests.c.expires_at <= now,
+                state=RequestState.EXPIRED.value,
+            ):
                 _record(connection, request_id, now, "expired", None, {})
                 return True
         return False
@@ -544,7 +379,7 @@ class RequestStore:
         request_id: str,
         *,
         succeeded: bool,
-        outcome: str,
+        outcome: Outcome | str,
         detail: str,
         error_code: str | None = None,
         context_id: str | None = None,
@@ -557,22 +392,17 @@ class RequestStore:
         now = self._now()
         state = RequestState.DONE if succeeded else RequestState.FAILED
         with self._engine.begin() as connection:
-            result = connection.execute(
-                drop_requests.update()
-                .where(
-                    drop_requests.c.id == request_id,
-                    drop_requests.c.state == RequestState.APPROVING.value,
-                )
-                .values(
-                    state=state.value,
-                    outcome=outcome,
-                    outcome_detail=detail,
-                    error_code=error_code,
-                    context_id=context_id,
-                    finished_at=now,
-                )
+            late = not _transition(
+                connection,
+                request_id,
+                drop_requests.c.state == RequestState.APPROVING.value,
+                state=state.value,
+                outcome=str(outcome),
+                outcome_detail=detail,
+                error_code=error_code,
+                context_id=context_id,
+                finished_at=now,
             )
-            late = result.rowcount != 1
             # The drop is over either way: another request may try this participant again.
             connection.execute(
                 drop_participant_claims.delete().where(
@@ -606,7 +436,7 @@ class RequestStore:
         assert request is not None
         if late:
             logger.warning("Request %s was already finished; recorded a late outcome", request_id)
-            return replace(request, outcome=outcome, outcome_detail=detail)
+            return replace(request, outcome=Outcome(outcome), outcome_detail=detail)
         return request
 
     @_unavailable_as_error
@@ -628,19 +458,16 @@ class RequestStore:
         """
         now = self._now()
         with self._engine.begin() as connection:
-            result = connection.execute(
-                drop_requests.update()
-                .where(
-                    drop_requests.c.id == request_id,
-                    drop_requests.c.audit_posted_at.is_(None),
-                    sa.or_(
-                        drop_requests.c.audit_claimed_at.is_(None),
-                        drop_requests.c.audit_claimed_at <= now - retry_after,
-                    ),
-                )
-                .values(audit_claimed_at=now)
+            return _transition(
+                connection,
+                request_id,
+                drop_requests.c.audit_posted_at.is_(None),
+                sa.or_(
+                    drop_requests.c.audit_claimed_at.is_(None),
+                    drop_requests.c.audit_claimed_at <= now - retry_after,
+                ),
+                audit_claimed_at=now,
             )
-        return bool(result.rowcount == 1)
 
     @_unavailable_as_error
     def release_audit_claim(self, request_id: str) -> None:
@@ -667,12 +494,7 @@ class RequestStore:
         self, older_than: timedelta, *, audit: bool, limit: int = 100
     ) -> list[DropRequest]:
         """Decided requests whose card, or audit line, a crash may have left behind."""
-        closed = [
-            RequestState.DONE.value,
-            RequestState.FAILED.value,
-            RequestState.CANCELLED.value,
-            RequestState.EXPIRED.value,
-        ]
+        closed = sorted(state.value for state in CLOSED_STATES)
         behind = sa.or_(
             drop_requests.c.card_shown_state.is_(None),
             drop_requests.c.card_shown_state != drop_requests.c.state,
@@ -737,53 +559,39 @@ class RequestStore:
         ]
 
     @_unavailable_as_error
-    def audit_records(
+    def events_between(
         self, since: datetime | None = None, until: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        """Every audit event in [since, until), oldest first, with its request's facts.
-
-        Built from the append-only `drop_events` plus the request columns that never change
-        after creation (who asked, where, which number and calls).
-        """
+    ) -> list[sa.Row[Any]]:
+        """Every audit event in [since, until), oldest first, as rows of `drop_events`."""
         query = sa.select(drop_events).order_by(drop_events.c.id)
         if since is not None:
             query = query.where(drop_events.c.at >= since.astimezone(UTC))
         if until is not None:
             query = query.where(drop_events.c.at < until.astimezone(UTC))
         with self._engine.connect() as connection:
-            events = connection.execute(query).all()
-            # Look-ups that ended without a card have no request behind them.
-            wanted = {e.request_id for e in events if e.kind != "looked_up"}
-            requests = _requests_by_id(connection, sorted(wanted))
-        records: list[dict[str, Any]] = []
-        for event in events:
-            request = requests.get(event.request_id)
-            detail = json.loads(event.detail)
-            chosen = request.chosen if request is not None else None
-            records.append(
-                {
-                    "at": _utc(event.at).isoformat(),
-                    "request_id": event.request_id,
-                    "event": event.kind,
-                    # The first release did not name the approver on outcome events.
-                    "actor_id": event.actor_id
-                    or (request.decided_by if request and event.kind == "outcome" else None),
-                    # A look-up that found nothing has no request: its event carries these.
-                    "requester_id": request.requester_id if request else event.actor_id,
-                    "channel_id": request.channel_id if request else detail.get("channel_id"),
-                    "number": request.number if request else detail.get("number"),
-                    "conversation_id": detail.get("conversation_id")
-                    or (chosen.conversation_id if chosen and event.kind in _DECIDED else None),
-                    "participant_id": detail.get("participant_id")
-                    or (chosen.participant_id if chosen and event.kind in _DECIDED else None),
-                    "outcome": detail.get("outcome"),
-                    "detail": detail.get("detail"),
-                    "error_code": detail.get("error_code"),
-                    "context_id": detail.get("context_id"),
-                    "dry_run": bool(request.dry_run if request else detail.get("dry_run")),
-                }
-            )
-        return records
+            return list(connection.execute(query).all())
+
+    @_unavailable_as_error
+    def get_many(self, ids: Sequence[str]) -> dict[str, DropRequest]:
+        """The requests with these ids (those that exist), read two queries per 500 ids rather
+        than two per request."""
+        found: dict[str, DropRequest] = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                rows = connection.execute(
+                    sa.select(drop_requests).where(drop_requests.c.id.in_(chunk))
+                ).all()
+                candidates: dict[str, list[Any]] = {}
+                for candidate in connection.execute(
+                    sa.select(drop_candidates)
+                    .where(drop_candidates.c.request_id.in_(chunk))
+                    .order_by(drop_candidates.c.request_id, drop_candidates.c.position)
+                ).all():
+                    candidates.setdefault(candidate.request_id, []).append(candidate._mapping)
+                for row in rows:
+                    found[row.id] = _request_from_rows(row._mapping, candidates.get(row.id, []))
+        return found
 
     # ------------------------------------------------------------ internals
 
@@ -804,23 +612,24 @@ class RequestStore:
         now = self._now()
         try:
             with self._engine.begin() as connection:
-                result = connection.execute(
-                    drop_requests.update()
-                    .where(
-                        drop_requests.c.id == request_id,
-                        drop_requests.c.state == RequestState.PENDING.value,
-                        drop_requests.c.expires_at > now,
-                    )
-                    .values(state=state.value, decided_by=user_id, decided_at=now, **(extra or {}))
+                decided = _transition(
+                    connection,
+                    request_id,
+                    drop_requests.c.state == RequestState.PENDING.value,
+                    drop_requests.c.expires_at > now,
+                    state=state.value,
+                    decided_by=user_id,
+                    decided_at=now,
+                    **(extra or {}),
                 )
-                if result.rowcount == 1:
+                if decided:
                     _record(connection, request_id, now, event, user_id, describe(current))
                     if state == RequestState.APPROVING:
                         # A duplicate key here rolls the whole claim back.
                         _claim_participant(connection, current, now)
         except sa.exc.IntegrityError:
             return Claim(ClaimStatus.PARTICIPANT_BUSY, self.get(request_id))
-        if result.rowcount == 1:
+        if decided:
             return Claim(ClaimStatus.CLAIMED, self.get(request_id))
         if current.state == RequestState.PENDING and _utc(current.expires_at) <= now:
             expired_now = self._expire(request_id)
@@ -844,6 +653,23 @@ def _claim_participant(connection: sa.Connection, request: DropRequest, now: dat
     )
 
 
+def _transition(
+    connection: sa.Connection,
+    request_id: str,
+    *conditions: sa.ColumnElement[bool],
+    **values: Any,
+) -> bool:
+    """One conditional UPDATE of a request: True when it applied (every condition held).
+
+    Every state change goes through here, so two instances racing for one request can
+    never both change it.
+    """
+    result = connection.execute(
+        drop_requests.update().where(drop_requests.c.id == request_id, *conditions).values(**values)
+    )
+    return bool(result.rowcount == 1)
+
+
 def _record(
     connection: sa.Connection,
     request_id: str,
@@ -857,31 +683,6 @@ def _record(
             request_id=request_id, at=at, kind=kind, actor_id=actor_id, detail=json.dumps(detail)
         )
     )
-
-
-# Ids per IN (...) list: well under SQLite's limit on bound parameters.
-_IDS_PER_QUERY = 500
-
-
-def _requests_by_id(connection: sa.Connection, ids: Sequence[str]) -> dict[str, DropRequest]:
-    """The requests with these ids (those that exist), read two queries per 500 ids rather
-    than two per request."""
-    found: dict[str, DropRequest] = {}
-    for start in range(0, len(ids), _IDS_PER_QUERY):
-        chunk = ids[start : start + _IDS_PER_QUERY]
-        rows = connection.execute(
-            sa.select(drop_requests).where(drop_requests.c.id.in_(chunk))
-        ).all()
-        candidates: dict[str, list[Any]] = {}
-        for candidate in connection.execute(
-            sa.select(drop_candidates)
-            .where(drop_candidates.c.request_id.in_(chunk))
-            .order_by(drop_candidates.c.request_id, drop_candidates.c.position)
-        ).all():
-            candidates.setdefault(candidate.request_id, []).append(candidate._mapping)
-        for row in rows:
-            found[row.id] = _request_from_rows(row._mapping, candidates.get(row.id, []))
-    return found
 
 
 def _request_from_rows(row: Any, candidate_rows: list[Any]) -> DropRequest:
@@ -900,7 +701,7 @@ def _request_from_rows(row: Any, candidate_rows: list[Any]) -> DropRequest:
         decided_by=row["decided_by"],
         decided_at=_utc_or_none(row["decided_at"]),
         chosen_position=row["chosen_position"],
-        outcome=row["outcome"],
+        outcome=Outcome(row["outcome"]) if row["outcome"] else None,
         outcome_detail=row["outcome_detail"],
         dry_run=bool(row["dry_run"]),
         card_shown_state=row["card_shown_state"],
@@ -929,50 +730,3 @@ def _utc(value: datetime) -> datetime:
 
 def _utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else _utc(value)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets readers go on while one writer commits.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-_REQUEST_ID = re.compile(r"^[0-9a-f]{24}$")
-
-
-def is_request_id(value: str) -> bool:
-    """True when `value` has the shape of a request id (so it is worth looking up)."""
-    return bool(_REQUEST_ID.match(value))
-
-
-@contextlib.contextmanager
-def _sqlite_file_lock(url: sa.URL) -> Iterator[None]:
-    """Serialise migrations of one SQLite file across processes (PostgreSQL uses a lock)."""
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        yield
-        return
-    with open(f"{url.database}.migrate-lock", "a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
-def create_engine(url: str) -> sa.Engine:
-    """A SQLAlchemy engine for a `sqlite:///…` or `postgresql://…` URL."""
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    connect_args: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        # Wait for a concurrent writer instead of failing at once.
-        connect_args["timeout"] = 15
-    else:
-        # Fail fast while PostgreSQL is down, so commands get a clear answer in time.
-        connect_args["connect_timeout"] = 3
-    engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
-    if url.startswith("sqlite"):
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-    return engine

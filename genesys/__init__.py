@@ -8,8 +8,7 @@ This package never imports the Slack side (`bot`): it hands out small typed doma
     models    calls, parties, outcomes; parsing      queries   the look-up's three queries
     realtime  how the real-time sources fare         transport timeouts on, hidden retries off
     sdk       lean loading of the official SDK       ratelimit pacing under the rate limit
-    deferred  the client, built in the background    addresses numbers in Genesys' addresses
-    regions   region names to API hosts
+    addresses numbers in Genesys' addresses          regions   region names to API hosts
 
 Importing the package loads nothing of the SDK; `genesys.sdk` does that, lazily, for the
 modules that talk to Genesys.

@@ -429,8 +429,8 @@ class FakeGenesys:
         client_secret: str = "test-secret",  # noqa: S107
         token_lifetime: int = 86400,
     ) -> None:
-        self._client_id = client_id
-        self._client_secret = client_secret
+        self.client_id = client_id
+        self.client_secret = client_secret
         self._token_lifetime = token_lifetime
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -845,7 +845,7 @@ class FakeGenesys:
     def _issue_token(self, request: RecordedRequest) -> _Reply:
         credentials = _basic_credentials(request.headers.get("authorization", ""))
         body: dict[str, Any]
-        if credentials != (self._client_id, self._client_secret):
+        if credentials != (self.client_id, self.client_secret):
             body = {
                 "error": "invalid_client",
                 "description": "client not found",

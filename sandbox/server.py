@@ -40,6 +40,7 @@ from bot.phone import display_number, parse_phone_number
 from bot.settings import load_settings
 from bot.store import RequestStore
 from genesys.client import GenesysCalls
+from sandbox.environment import simulated_environment
 from sandbox.genesys_simulator import FakeGenesys
 from sandbox.slack_requests import SlackRequester, SlackResponse
 from sandbox.slack_simulator import FakeSlack, Message
@@ -221,17 +222,13 @@ class Sandbox:
     def bot_environment(self) -> dict[str, str]:
         """The configuration the bot gets: the simulators' addresses, sandbox-only secrets."""
         assert self._dir is not None
-        supervisors = ",".join(user.id for user in USERS if user.supervisor)
-        return {
-            "SLACK_BOT_TOKEN": self.slack.bot_token,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": self.slack.api_url,
-            "GENESYS_CLIENT_ID": GENESYS_CLIENT_ID,
-            "GENESYS_CLIENT_SECRET": GENESYS_CLIENT_SECRET,
-            "GENESYS_API_URL": self.genesys.base_url,
-            "DROP_CALLER_SUPERVISORS": supervisors,
-            "DATABASE_URL": f"sqlite:///{Path(self._dir) / 'drop_caller.db'}",
-        }
+        return simulated_environment(
+            self.genesys,
+            self.slack,
+            signing_secret=SIGNING_SECRET,
+            supervisors=",".join(user.id for user in USERS if user.supervisor),
+            database_url=f"sqlite:///{Path(self._dir) / 'drop_caller.db'}",
+        )
 
     def stop(self) -> None:
         """Stop everything and remove the temporary database."""

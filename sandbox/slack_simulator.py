@@ -113,6 +113,15 @@ class Message:
     #: How many times it was replaced (chat.update or replace_original).
     edits: int = 0
 
+    def button(self, action_id: str) -> dict[str, Any]:
+        """The button with ``action_id`` in the message's actions blocks (``LookupError`` if
+        there is none)."""
+        for block in self.blocks:
+            for element in block.get("elements", []):
+                if element.get("action_id") == action_id:
+                    return dict(element)
+        raise LookupError(f"no button {action_id!r} in {self.blocks!r}")
+
     def to_payload(self) -> dict[str, Any]:
         """The message as Slack embeds it in a ``block_actions`` payload (``body["message"]``)."""
         payload: dict[str, Any] = {
@@ -418,6 +427,7 @@ class FakeSlack:
         self._socket_connections = 0
         self._socket_sent: list[dict[str, Any]] = []
         self._socket_received: list[Any] = []
+        self._socket_ack_times: dict[str, float] = {}
         self._socket_pongs: list[bytes] = []
         self._socket_changed = threading.Condition(self._lock)
         self._server: _Server | None = None
@@ -686,6 +696,12 @@ class FakeSlack:
                 for m in self._socket_received
                 if isinstance(m, dict) and "envelope_id" in m
             ]
+
+    @property
+    def socket_ack_times(self) -> dict[str, float]:
+        """When each ack arrived (``time.monotonic()``), by envelope id."""
+        with self._lock:
+            return dict(self._socket_ack_times)
 
     def socket_ack(self, envelope_id: str) -> dict[str, Any]:
         """The ack of ``envelope_id``; ``LookupError`` until it arrives (see :meth:`wait_for`)."""
@@ -1003,11 +1019,14 @@ class FakeSlack:
                 self._socket_changed.notify_all()
 
     def _socket_text(self, data: bytes) -> None:
+        arrived = time.monotonic()
         try:
             message: Any = json.loads(data.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             message = {"_raw": data.decode("utf-8", "replace")}
         with self._socket_changed:
+            if isinstance(message, dict) and isinstance(message.get("envelope_id"), str):
+                self._socket_ack_times[message["envelope_id"]] = arrived
             self._socket_received.append(message)
             self._socket_changed.notify_all()
 

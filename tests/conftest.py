@@ -16,8 +16,8 @@ from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.fakes.genesys import FakeGenesys  # noqa: E402
-from tests.fakes.slack import FakeSlack  # noqa: E402
+from sandbox.genesys_simulator import FakeGenesys  # noqa: E402
+from sandbox.slack_simulator import FakeSlack  # noqa: E402
 from tests.harness import BotHarness, start_bot  # noqa: E402
 from tests.postgres import fresh_database, unavailable_reason  # noqa: E402
 

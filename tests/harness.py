@@ -14,13 +14,15 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from bot.app_factory import Bot, create_bot
+from bot.domain import DropRequest
 from bot.settings import Settings, load_settings
-from bot.store import DropRequest, RequestStore
+from bot.store import RequestStore
 from genesys.client import GenesysCalls
 from genesys.config import RetryPolicy
-from tests.fakes.genesys import FakeGenesys
-from tests.fakes.slack import FakeSlack, Message
-from tests.fakes.slack_requests import SlackRequester, SlackResponse
+from sandbox.environment import simulated_environment
+from sandbox.genesys_simulator import FakeGenesys
+from sandbox.slack_requests import SlackRequester, SlackResponse
+from sandbox.slack_simulator import FakeSlack, Message
 
 SIGNING_SECRET = "test-signing-secret"
 SUPERVISOR = "USUP1"
@@ -41,16 +43,13 @@ class _QuietHandler(WSGIRequestHandler):
 
 def bot_environment(genesys: FakeGenesys, slack: FakeSlack, tmp: Path) -> dict[str, str]:
     """The environment a deployment would set, pointing at the fakes."""
-    return {
-        "SLACK_BOT_TOKEN": slack.bot_token,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "GENESYS_CLIENT_ID": "test-client",
-        "GENESYS_CLIENT_SECRET": "test-secret",
-        "GENESYS_API_URL": genesys.base_url,
-        "DROP_CALLER_SUPERVISORS": f"{SUPERVISOR},{SECOND_SUPERVISOR}",
-        "DATABASE_URL": f"sqlite:///{tmp / 'drop_caller.db'}",
-    }
+    return simulated_environment(
+        genesys,
+        slack,
+        signing_secret=SIGNING_SECRET,
+        supervisors=f"{SUPERVISOR},{SECOND_SUPERVISOR}",
+        database_url=f"sqlite:///{tmp / 'drop_caller.db'}",
+    )
 
 
 @dataclass
@@ -91,7 +90,7 @@ class BotHarness:
         channel_id: str | None = None,
     ) -> SlackResponse:
         """Click a button of `card` (its real value unless `value` forges one)."""
-        button = find_button(card, action_id)
+        button = card.button(action_id)
         channel = channel_id or card.channel
         return self.requester.click(
             action_id=action_id,
@@ -105,13 +104,13 @@ class BotHarness:
 
     def request_for(self, card: Message) -> DropRequest:
         """The stored request behind a card."""
-        request = self.store.get(find_button(card, "drop_caller_cancel")["value"])
+        request = self.store.get(card.button("drop_caller_cancel")["value"])
         assert request is not None
         return request
 
     def wait_for_state(self, card: Message, state: str, timeout: float = 5.0) -> DropRequest:
         """Poll the store until the card's request reaches `state`."""
-        request_id = find_button(card, "drop_caller_cancel")["value"]
+        request_id = card.button("drop_caller_cancel")["value"]
 
         def reached() -> DropRequest | None:
             request = self.store.get(request_id)
@@ -127,15 +126,6 @@ class BotHarness:
             if post.body.get("response_type", "ephemeral") == "ephemeral"
             and not post.body.get("replace_original")
         ]
-
-
-def find_button(card: Message, action_id: str) -> dict[str, Any]:
-    """The button with `action_id` in a card's actions blocks."""
-    for block in card.blocks:
-        for element in block.get("elements", []):
-            if element.get("action_id") == action_id:
-                return dict(element)
-    raise LookupError(f"no button {action_id!r} in {card.blocks!r}")
 
 
 def card_text(card: Message) -> str:

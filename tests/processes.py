@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.fakes.slack_requests import SlackRequester
+from sandbox.slack_requests import SlackRequester
 from tests.harness import SIGNING_SECRET
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -65,7 +65,7 @@ def run_app(
 
 
 class BotProcess:
-    """One `python app.py --http` process (gunicorn) on its own port, output in a log file."""
+    """One `python app.py --http` process (granian) on its own port, output in a log file."""
 
     def __init__(self, name: str, env: Mapping[str, str], cwd: Path) -> None:
         self.name = name

@@ -1,4 +1,4 @@
-"""`python app.py` as a process: its configuration contract and HTTP mode under gunicorn."""
+"""`python app.py` as a process: its configuration contract and HTTP mode (granian)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.genesys import FakeGenesys
-from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_requests import SlackRequester
+from sandbox.genesys_simulator import FakeGenesys
+from sandbox.slack_requests import SlackRequester
+from sandbox.slack_simulator import FakeSlack
 from tests.harness import (
     CHANNEL,
     NUMBER,
@@ -28,8 +28,9 @@ from tests.harness import (
     SUPERVISOR,
     bot_environment,
     card_text,
-    find_button,
 )
+
+pytestmark = pytest.mark.slow
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -120,17 +121,17 @@ def test_dotenv_is_read_and_the_real_environment_wins(tmp_path: Path) -> None:
     assert "PORT" not in result.stderr  # the environment's 3000 beat .env's abc
 
 
-def test_the_master_freezes_what_it_holds_before_the_worker_is_forked(tmp_path: Path) -> None:
-    """`prepare_http` (what gunicorn's master runs before the fork) ends with gc.freeze(), so
-    the worker's full collections skip everything it inherits; and it made the schema."""
+def test_the_parent_freezes_what_it_holds_before_the_worker_is_forked(tmp_path: Path) -> None:
+    """`prepare_http` (what the server's parent runs before the fork) ends with gc.freeze(),
+    so the worker's full collections skip everything it inherits; and it made the schema."""
     script = (
         "import gc, os, sys\n"
         f"sys.path.insert(0, {str(APP.parent)!r})\n"
-        "import app\n"
+        "from bot.server import prepare_http\n"
         "from bot.settings import load_settings\n"
         "settings = load_settings(os.environ, mode='http')\n"
         "before = gc.get_freeze_count()\n"
-        "app.prepare_http(settings)\n"
+        "prepare_http(settings)\n"
         "print(before, gc.get_freeze_count())\n"
     )
     env = _base_env(tmp_path) | {
@@ -168,7 +169,7 @@ def _get(url: str) -> tuple[int, str]:
 def http_bot(
     tmp_path: Path, genesys: FakeGenesys, slack: FakeSlack
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`python app.py --http` running under gunicorn against the fakes."""
+    """`python app.py --http` (the bot served by granian) against the fakes."""
     port = _free_port()
     env = (
         _base_env(tmp_path)
@@ -220,7 +221,7 @@ def _stop(process: subprocess.Popen[str]) -> None:
 def test_http_mode_serves_the_whole_flow(
     http_bot: tuple[str, subprocess.Popen[str]], genesys: FakeGenesys, slack: FakeSlack
 ) -> None:
-    """Under gunicorn: /healthz is 200, and a signed command and click drop the caller."""
+    """In HTTP mode: /healthz is 200, and a signed command and click drop the caller."""
     base, process = http_bot
     status, body = _get(f"{base}/healthz")
     assert status == 200, body
@@ -231,7 +232,7 @@ def test_http_mode_serves_the_whole_flow(
     answer = requester.command(NUMBER, response_url=slack.new_response_url(channel=CHANNEL))
     assert answer.status == 200
     card = slack.wait_for(lambda: next(iter(slack.messages(CHANNEL)), None), timeout=10)
-    button = find_button(card, "drop_caller_disconnect_0")
+    button = card.button("drop_caller_disconnect_0")
     requester.click(
         action_id="drop_caller_disconnect_0",
         value=button["value"],
@@ -257,7 +258,7 @@ def test_http_mode_serves_the_whole_flow(
 def test_http_mode_serves_concurrent_commands(
     http_bot: tuple[str, subprocess.Popen[str]], genesys: FakeGenesys, slack: FakeSlack
 ) -> None:
-    """Under gunicorn, 100 commands at once, with Genesys slow, are all acknowledged within
+    """In HTTP mode, 100 commands at once, with Genesys slow, are all acknowledged within
     Slack's 3 s, and every one gets its card."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -283,9 +284,9 @@ def test_http_mode_serves_concurrent_commands(
 def test_a_client_that_keeps_its_connection_open_does_not_hold_up_others(
     http_bot: tuple[str, subprocess.Popen[str]],
 ) -> None:
-    """After a `Connection: close` answer, gunicorn waits for the client to hang up. A client
-    that does not must only tie up its own connection: another request is still answered
-    (gunicorn 27's own worker held everyone for up to 2 s; see bot.server._Worker)."""
+    """A client that keeps its end open after a `Connection: close` answer must only tie up
+    its own connection: another request is still answered (gunicorn 27's gthread worker,
+    used before, held everyone for up to 2 s)."""
     base, _ = http_bot
     port = int(base.rsplit(":", 1)[1])
     request = b"GET /healthz HTTP/1.1\r\nHost: bot\r\nConnection: close\r\n\r\n"
@@ -298,15 +299,14 @@ def test_a_client_that_keeps_its_connection_open_does_not_hold_up_others(
             first += chunk
         assert first.startswith(b"HTTP/1.1 200")
         # The lingering client keeps its end open; give the server time to start waiting on
-        # it. Another client must then get its answer well inside gunicorn's 2 s linger (it
-        # takes milliseconds when nothing holds it up).
+        # it. Another client must then get its answer well inside a 2 s linger (it takes
+        # milliseconds when nothing holds it up).
         time.sleep(0.3)
         with socket.create_connection(("127.0.0.1", port), timeout=1.0) as other:
             other.sendall(request)
             second = other.recv(65536)
         assert second.startswith(b"HTTP/1.1 200")
-        # The lingering connection was still open all along: the server half-closed it and
-        # waits for us, which is what would have held up everyone else.
+        # The server has closed its side of the lingering connection.
         assert lingering.recv(65536) == b""
 
 
@@ -316,11 +316,9 @@ def test_a_stopping_bot_finishes_the_command_it_is_reading(
     """SIGTERM while a command is still arriving: the worker waits for it, answers it, and
     finishes the look-up it queued (the card is posted) before it exits.
 
-    gunicorn's graceful stop waits while its count of open connections is above zero, and
-    only then runs the exit hook that drains the work queue. The connections closed before
-    (here three health checks) must each be counted out once, or the count goes negative,
-    the hook runs while the command is still being read, and its look-up is lost (see
-    bot.server._Worker).
+    The server's graceful stop answers the requests it is reading before the worker exits,
+    and only then does the exit hook drain the work queue; connections closed before (here
+    three health checks) must not confuse that, or the look-up would be lost.
     """
     base, process = http_bot
     port = int(base.rsplit(":", 1)[1])
@@ -363,60 +361,6 @@ def test_a_stopping_bot_finishes_the_command_it_is_reading(
     assert slack.messages(CHANNEL), "the command's look-up was dropped at the stop"
 
 
-def test_look_ups_wait_while_requests_keep_coming_and_not_for_an_idle_client(
-    http_bot: tuple[str, subprocess.Popen[str]], slack: FakeSlack
-) -> None:
-    """A job waits for a pause in the requests being answered (bot.work.Foreground).
-
-    The server counts a request from the moment it hands the connection to a thread until
-    its answer is written. While a client is still sending its request and other requests
-    keep starting and ending, a look-up queued meanwhile waits the full 0.25 s; with that
-    client alone, nothing else happening, it waits 0.02 s; with no client, not at all.
-    (Were the server not counting, all three would take the same few milliseconds.)
-    """
-    base, _ = http_bot
-    port = int(base.rsplit(":", 1)[1])
-    requester = SlackRequester(f"{base}/slack/events", SIGNING_SECRET)
-
-    def told_after(number: str) -> float:
-        """Seconds from sending a command to its look-up's answer ("no live call")."""
-        url = slack.new_response_url(channel=CHANNEL)
-        token = url.rsplit("/", 1)[1]
-        sent = time.time()
-        assert requester.command(number, response_url=url).status == 200
-        post = slack.wait_for(
-            lambda: next((p for p in slack.response_posts if p.token == token), None),
-            timeout=10,
-        )
-        assert "No active call" in json.dumps(post.body)
-        return post.at - sent
-
-    told_after("+15550000001")  # the first look-up builds the Genesys client
-    stop = threading.Event()
-
-    def keep_asking() -> None:
-        while not stop.is_set():
-            _get(f"{base}/healthz")
-
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
-        slow.sendall(b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Length: 100\r\n\r\nx")
-        askers = [threading.Thread(target=keep_asking) for _ in range(4)]
-        for asker in askers:
-            asker.start()
-        try:
-            held = told_after("+15550000002")
-        finally:
-            stop.set()
-            for asker in askers:
-                asker.join(10)
-        time.sleep(0.1)
-        idle = told_after("+15550000003")
-    free = told_after("+15550000004")
-    assert held >= 0.25, f"with requests coming, the look-up started after {held:.3f} s"
-    assert idle < 0.125, f"with only an idle client, the look-up started after {idle:.3f} s"
-    assert free < 0.125, f"with nothing else open, the look-up started after {free:.3f} s"
-
-
 @pytest.fixture
 def unanswering_database() -> Iterator[str]:
     """A PostgreSQL URL whose server, on loopback, accepts connections and never answers."""
@@ -449,7 +393,7 @@ def unanswering_database() -> Iterator[str]:
 def test_a_command_is_answered_at_once_while_the_database_does_not_answer(
     tmp_path: Path, genesys: FakeGenesys, slack: FakeSlack, unanswering_database: str
 ) -> None:
-    """A database that hangs at start delays opening the port (the master tries the schema
+    """A database that hangs at start delays opening the port (the parent tries the schema
     once, for its 3 s connect timeout) but not the answers: the worker does not wait for the
     database again, and says so when a request needs it."""
     port = _free_port()

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from bot.store import RequestStore
-from tests.fakes.genesys import FakeGenesys
-from tests.fakes.slack import FakeSlack, Message
-from tests.harness import CHANNEL, NUMBER, bot_environment, card_text, find_button
+from sandbox.genesys_simulator import FakeGenesys
+from sandbox.slack_simulator import FakeSlack, Message
+from tests.harness import CHANNEL, NUMBER, bot_environment, card_text
 from tests.processes import BotProcess, base_env, bot_process
+
+pytestmark = pytest.mark.slow
 
 DISCONNECT = "drop_caller_disconnect_0"
 
@@ -47,7 +49,7 @@ def _post_card(bot: BotProcess, slack: FakeSlack) -> Message:
 
 
 def _click(bot: BotProcess, slack: FakeSlack, card: Message) -> str:
-    value = str(find_button(card, DISCONNECT)["value"])
+    value = str(card.button(DISCONNECT)["value"])
     bot.requester.click(
         action_id=DISCONNECT,
         value=value,
@@ -60,7 +62,7 @@ def _click(bot: BotProcess, slack: FakeSlack, card: Message) -> str:
 
 
 def _kill_hard(bot: BotProcess) -> None:
-    """SIGKILL gunicorn's worker (where the drop runs) and then its master: a crash."""
+    """SIGKILL the server's worker (where the drop runs) and then its parent: a crash."""
     master = bot.process.pid
     for entry in os.listdir("/proc"):
         if entry.isdigit():

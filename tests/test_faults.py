@@ -43,18 +43,18 @@ from typing import TypeVar
 
 import pytest
 
+from bot.audit import audit_records
 from bot.phone import mask_number
 from bot.publisher import SLACK_TIMEOUT
 from bot.redaction import RedactingFilter
-from tests.fakes.genesys import FakeGenesys
-from tests.fakes.slack import FakeSlack, Message
+from sandbox.genesys_simulator import FakeGenesys
+from sandbox.slack_simulator import FakeSlack, Message
 from tests.harness import (
     CHANNEL,
     NUMBER,
     SUPERVISOR,
     BotHarness,
     card_text,
-    find_button,
     start_bot,
 )
 
@@ -166,7 +166,7 @@ def _card_says(bot: BotHarness, card: Message, since: float, bound: float, *part
 
 def _state(bot: BotHarness, card: Message, since: float, bound: float, state: str) -> str:
     """Wait for the card's request to reach `state`; returns the request id."""
-    request_id = find_button(card, "drop_caller_cancel")["value"]
+    request_id = card.button("drop_caller_cancel")["value"]
 
     def reached() -> str | None:
         request = bot.store.get(request_id)
@@ -215,10 +215,10 @@ def _only_the_look_ups_recorded(bot: BotHarness, *outcomes: str) -> None:
     """Look-ups that offered nothing leave no request: only a `looked_up` audit event each,
     with these outcomes, in order (written just after the supervisor is told)."""
     deadline = time.monotonic() + 5
-    records = bot.store.audit_records()
+    records = audit_records(bot.store)
     while len(records) < len(outcomes) and time.monotonic() < deadline:
         time.sleep(0.02)
-        records = bot.store.audit_records()
+        records = audit_records(bot.store)
     assert [(r["event"], r["outcome"]) for r in records] == [
         ("looked_up", outcome) for outcome in outcomes
     ]
@@ -753,7 +753,7 @@ def test_card_post_not_in_channel_goes_through_response_url(
 
     assert card.source == "response_url"
     assert [c.error for c in bot.slack.calls_to("chat.postMessage")] == ["not_in_channel"]
-    request_id = find_button(card, "drop_caller_cancel")["value"]
+    request_id = card.button("drop_caller_cancel")["value"]
     request = bot.store.get(request_id)
     assert request is not None
     assert request.message_ts is None  # so the outcome must also go through a response_url
@@ -830,7 +830,7 @@ def test_card_post_failing(
         assert bot.genesys.patches() == []
         # The request itself is not lost: it was recorded before the post was tried, and
         # closed when the post failed, so no stray copy of the card can act.
-        records = bot.store.audit_records()
+        records = audit_records(bot.store)
         assert [r["event"] for r in records] == ["requested", "abandoned"]
         assert records[0]["number"] == NUMBER
 
@@ -845,7 +845,7 @@ def test_card_that_failed_to_post_cannot_drop(bot: BotHarness) -> None:
     bot.slack.fail_next("chat.postMessage", "bad_gateway", status=502)
     sent = _command(bot, NUMBER)
     _wait_told(bot, sent, SLACK_BOUND, "nothing will be dropped")
-    request_id = bot.store.audit_records()[0]["request_id"]
+    request_id = audit_records(bot.store)[0]["request_id"]
 
     # The card Slack may have stored after all: its Disconnect button carries the request id.
     bot.requester.click(

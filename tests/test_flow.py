@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.work import WorkQueue
-from tests.fakes.genesys import FakeGenesys
-from tests.fakes.slack import FakeSlack
+from sandbox.genesys_simulator import FakeGenesys
+from sandbox.slack_simulator import FakeSlack
 from tests.harness import (
     CHANNEL,
     NUMBER,
@@ -21,7 +21,6 @@ from tests.harness import (
     SUPERVISOR,
     BotHarness,
     card_text,
-    find_button,
     start_bot,
 )
 
@@ -46,7 +45,7 @@ def test_happy_path_drops_exactly_the_caller(bot: BotHarness) -> None:
     for expected in ("+1 555-123-4567", cid, "Jane Agent", "Billing", "caller", f"<@{SUPERVISOR}>"):
         assert expected in text
     assert "2 min 0" in text  # connected for about 125 s
-    button = find_button(card, DISCONNECT)
+    button = card.button(DISCONNECT)
     assert button["style"] == "danger"
     assert "confirm" in button
     assert button["value"] == bot.request_for(card).id
@@ -168,8 +167,8 @@ def test_two_calls_get_one_button_each(bot: BotHarness) -> None:
     text = card_text(card)
     assert first in text
     assert second in text
-    find_button(card, "drop_caller_disconnect_0")
-    find_button(card, "drop_caller_disconnect_1")
+    card.button("drop_caller_disconnect_0")
+    card.button("drop_caller_disconnect_1")
     bot.click(card, "drop_caller_disconnect_1")
     bot.wait_for_state(card, "done")
     customer = bot.genesys.participant_id(second, "customer")
@@ -530,7 +529,7 @@ def test_requests_from_another_workspace_are_refused(bot: BotHarness) -> None:
     card = bot.wait_for_card()
     foreign = bot.requester.click(
         action_id=DISCONNECT,
-        value=find_button(card, DISCONNECT)["value"],
+        value=card.button(DISCONNECT)["value"],
         channel_id=CHANNEL,
         message_ts=card.ts,
         response_url=bot.slack.new_response_url(channel=CHANNEL, message_ts=card.ts),

@@ -46,9 +46,9 @@ from hypothesis import strategies as st
 
 from bot.redaction import RedactingFilter, configure_logging
 from bot.settings import load_settings
-from tests.fakes.genesys import FakeGenesys, RecordedRequest
-from tests.fakes.slack import FakeSlack, Message
-from tests.fakes.slack_requests import SlackResponse
+from sandbox.genesys_simulator import FakeGenesys, RecordedRequest
+from sandbox.slack_requests import SlackResponse
+from sandbox.slack_simulator import FakeSlack, Message
 from tests.harness import (
     CHANNEL,
     NUMBER,
@@ -58,7 +58,6 @@ from tests.harness import (
     SUPERVISOR,
     BotHarness,
     bot_environment,
-    find_button,
     start_bot,
 )
 
@@ -118,9 +117,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             bot=bot,
             tmp=tmp,
             card=card,
-            request_id=find_button(card, CANCEL)["value"],
+            request_id=card.button(CANCEL)["value"],
             other_card=other_card,
-            other_request_id=find_button(other_card, CANCEL)["value"],
+            other_request_id=other_card.button(CANCEL)["value"],
         )
 
 
@@ -748,9 +747,7 @@ def test_lax_action_id_is_not_a_disconnect(world: World, action_id: str, number:
     bot.genesys.add_inbound_call(number)
     card = new_card(bot, number, "C0LAX")
     mark = len(bot.genesys.requests)
-    payload, url = click_payload(
-        bot, card, action_id=action_id, value=find_button(card, CANCEL)["value"]
-    )
+    payload, url = click_payload(bot, card, action_id=action_id, value=card.button(CANCEL)["value"])
 
     answer = send_payload(bot, payload)
 
@@ -957,7 +954,7 @@ def test_crafted_click_naming_a_disallowed_channel_is_refused(
     bot = world.bot
     restricted.genesys.add_inbound_call("+15550004444")
     ops_card = new_card(restricted, "+15550004444", ALLOWED_CHANNEL)
-    ops_id = find_button(ops_card, CANCEL)["value"]
+    ops_id = ops_card.button(CANCEL)["value"]
 
     payload, url = click_payload(
         restricted, ops_card, action_id=action_id, value=ops_id, channel_id=CHANNEL

@@ -23,20 +23,24 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from bot.store import ClaimStatus, RequestState, RequestStore, create_engine
+from bot.audit import audit_records
+from bot.domain import ClaimStatus, RequestState
+from bot.schema import create_engine
+from bot.store import RequestStore
 from genesys.models import CallMatch
-from tests.fakes.genesys import FakeGenesys
-from tests.fakes.slack import FakeSlack, Message
-from tests.fakes.slack_requests import SlackResponse
+from sandbox.genesys_simulator import FakeGenesys
+from sandbox.slack_requests import SlackResponse
+from sandbox.slack_simulator import FakeSlack, Message
 from tests.harness import (
     SECOND_SUPERVISOR,
     SUPERVISOR,
     bot_environment,
     card_text,
-    find_button,
     start_bot,
 )
 from tests.processes import BotProcess, base_env, bot_process, bot_processes, run_app
+
+pytestmark = pytest.mark.slow
 
 DISCONNECT = "drop_caller_disconnect_0"
 CANCEL = "drop_caller_cancel"
@@ -94,7 +98,7 @@ def _told(slack: FakeSlack, text: str) -> bool:
 
 
 def _request_id(card: Message) -> str:
-    return str(find_button(card, CANCEL)["value"])
+    return str(card.button(CANCEL)["value"])
 
 
 def _kinds(store: RequestStore, request_id: str) -> list[str]:
@@ -118,7 +122,7 @@ def _click(
 ) -> SlackResponse:
     return bot.requester.click(
         action_id=action_id,
-        value=str(find_button(card, action_id)["value"]),
+        value=str(card.button(action_id)["value"]),
         user_id=user_id,
         channel_id=card.channel,
         message_ts=card.ts,
@@ -352,8 +356,8 @@ def test_audit_export_answers_who_dropped_which_caller_when(
         genesys.inject("POST", "/analytics/", status=503, times=10)
         bot.command(failing_number, user_id=SECOND_SUPERVISOR, channel_id="C0005")
         bot.slack.wait_for(lambda: _told(bot.slack, "Could not look up"), timeout=10)
-        bot.slack.wait_for(lambda: len(bot.store.audit_records()) == 9, timeout=10)
-        event_count = len(bot.store.audit_records())
+        bot.slack.wait_for(lambda: len(audit_records(bot.store)) == 9, timeout=10)
+        event_count = len(audit_records(bot.store))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         as_csv = pool.submit(_audit, tmp_path, database_url, "--format", "csv")
@@ -727,7 +731,7 @@ def test_a_first_release_database_is_migrated_in_place(first_release_database: s
         connected_at=datetime(2025, 1, 2, 9, 58, tzinfo=UTC),
     )
     assert _kinds(store, OLD_DONE) == ["requested", "approved", "outcome"]
-    records = store.audit_records()
+    records = audit_records(store)
     assert [(r["request_id"], r["event"]) for r in records] == [
         (OLD_DONE, "requested"),
         (OLD_DONE, "approved"),
@@ -770,7 +774,7 @@ def test_first_release_events_export_with_the_same_facts_as_new_ones(
     """A first-release approval exports its call and participant; its outcome, the approver."""
     # PostgreSQL only: a first-release SQLite database cannot be migrated at all (see above).
     _make_first_release_database(postgres_url, how)
-    records = RequestStore.from_url(postgres_url).audit_records()
+    records = audit_records(RequestStore.from_url(postgres_url))
     approved = next(r for r in records if r["event"] == "approved")
     outcome = next(r for r in records if r["event"] == "outcome")
     assert (approved["conversation_id"], approved["participant_id"]) == (
@@ -792,7 +796,7 @@ def test_instances_opening_a_fresh_postgres_database_together_migrate_it_once(
     def open_store() -> None:
         try:
             start.wait(timeout=10)
-            answers.append(RequestStore.from_url(postgres_url).audit_records())
+            answers.append(audit_records(RequestStore.from_url(postgres_url)))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -817,6 +821,7 @@ def test_instances_opening_a_fresh_postgres_database_together_migrate_it_once(
 # Each process imports first, then waits for the go file, so they open the store together.
 _OPEN_STORE = """
 import sys, time, pathlib
+from bot.audit import audit_records
 from bot.store import RequestStore
 url, ready, go = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
 ready.touch()
@@ -825,7 +830,7 @@ while not go.exists() and time.monotonic() < deadline:
     time.sleep(0.001)
 store = RequestStore.from_url(url)
 try:
-    store.audit_records()
+    audit_records(store)
 except Exception as exc:
     print(f"unusable: {exc!r} caused by {exc.__cause__!r}")
 else:

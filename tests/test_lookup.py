@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.audit import audit_records
 from sandbox.genesys_simulator import (
     FLOW_OBSERVATION_PERMISSION,
     QUEUE_OBSERVATION_PERMISSION,
@@ -266,7 +267,7 @@ def test_every_candidate_unreadable_says_so_not_no_active_call(bot: BotHarness) 
     assert not any("No active call" in t for t in bot.ephemeral_texts())
     assert bot.slack.messages(CHANNEL) == []
     records = bot.slack.wait_for(
-        lambda: [r for r in bot.store.audit_records() if r["outcome"] == "calls_unreadable"]
+        lambda: [r for r in audit_records(bot.store) if r["outcome"] == "calls_unreadable"]
     )
     assert records[0]["context_id"]
 
@@ -301,7 +302,7 @@ def test_refused_read_at_the_click_is_not_called_a_missing_permission(bot: BotHa
     bot.click(card, DISCONNECT, user_id=SECOND_SUPERVISOR)
 
     request = bot.wait_for_state(card, "failed")
-    [outcome] = [r for r in bot.store.audit_records() if r["event"] == "outcome"]
+    [outcome] = [r for r in audit_records(bot.store) if r["event"] == "outcome"]
     assert (outcome["request_id"], outcome["error_code"]) == (request.id, "not.authorized")
     assert outcome["context_id"]
     text = _final_card_text(bot, card.ts, "Not disconnected")

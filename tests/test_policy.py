@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.genesys import FakeGenesys
-from tests.fakes.slack import FakeSlack
+from bot.audit import audit_records
+from sandbox.genesys_simulator import FakeGenesys
+from sandbox.slack_simulator import FakeSlack
 from tests.harness import (
     CHANNEL,
     NUMBER,
@@ -208,7 +209,7 @@ def test_dry_run_does_everything_but_the_disconnect(policy_bot: BotHarness) -> N
     # A look-up that finds nothing in a dry run is recorded as part of the dry run too.
     bot.command("+15559990000")
     looked_up = bot.slack.wait_for(
-        lambda: next((r for r in bot.store.audit_records() if r["event"] == "looked_up"), None)
+        lambda: next((r for r in audit_records(bot.store) if r["event"] == "looked_up"), None)
     )
     assert (looked_up["outcome"], looked_up["dry_run"]) == ("no_live_call", True)
 

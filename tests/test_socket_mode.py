@@ -29,9 +29,9 @@ from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from tests.fakes.genesys import FakeGenesys
-from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_requests import SlackRequester
+from sandbox.genesys_simulator import FakeGenesys
+from sandbox.slack_requests import SlackRequester
+from sandbox.slack_simulator import FakeSlack
 from tests.harness import (
     CHANNEL,
     NUMBER,
@@ -39,8 +39,9 @@ from tests.harness import (
     SUPERVISOR,
     bot_environment,
     card_text,
-    find_button,
 )
+
+pytestmark = pytest.mark.slow
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 # Importing the Genesys SDK alone takes about two seconds.
@@ -172,7 +173,7 @@ def test_socket_mode_serves_the_whole_flow(
     assert "Looking for a live call" in ack["payload"]["text"]
 
     card = slack.wait_for(lambda: next(iter(slack.messages(CHANNEL)), None), timeout=10)
-    button = find_button(card, "drop_caller_disconnect_0")
+    button = card.button("drop_caller_disconnect_0")
     click = SlackRequester("http://127.0.0.1/unused", SIGNING_SECRET).block_actions_payload(
         action_id="drop_caller_disconnect_0",
         value=button["value"],

@@ -11,8 +11,8 @@ from bot.settings import load_settings
 from bot.store import RequestStore
 from bot.supervisors import Membership
 from genesys.client import GenesysCalls
-from tests.fakes.genesys import FakeGenesys
-from tests.fakes.slack import FakeSlack
+from sandbox.genesys_simulator import FakeGenesys
+from sandbox.slack_simulator import FakeSlack
 from tests.harness import bot_environment
 
 
@@ -27,33 +27,28 @@ def _bot(
     return create_bot(settings, calls, RequestStore.from_url(settings.database_url))
 
 
-def test_background_work_starts_after_the_delay(
+def test_background_work_learns_who_the_bot_is(
     genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path
 ) -> None:
-    """auth.test (the first background step) reaches Slack once the delay has passed, and
-    not before."""
+    """Starting the background work asks Slack who the bot is (auth.test), once."""
     bot = _bot(genesys, slack, tmp_path)
     try:
-        bot.start_background(after=0.5)
-        assert slack.calls_to("auth.test") == []
+        bot.start_background(check_realtime=False)
         slack.wait_for(lambda: bot.identity.team_id is not None, timeout=5.0)
         assert len(slack.calls_to("auth.test")) == 1
     finally:
         bot.stop_background()
 
 
-def test_stopping_before_the_delay_keeps_background_work_from_starting(
+def test_a_stopped_bot_starts_no_background_work(
     genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path
 ) -> None:
+    """Background work asked for after the bot was stopped (a signal during start) does not
+    start."""
     bot = _bot(genesys, slack, tmp_path)
 
-    bot.start_background(after=0.2)
     bot.stop_background()
-    # The timer is over once it has been cancelled, or once it has started the work; in the
-    # second case auth.test would reach Slack moments later, so give it those moments.
-    starter = bot._starter
-    assert starter is not None
-    starter.join(5.0)
+    bot.start_background(check_realtime=False)
     time.sleep(0.3)
 
     assert slack.calls_to("auth.test") == []
@@ -63,12 +58,12 @@ def test_stopping_before_the_delay_keeps_background_work_from_starting(
 def test_supervisor_groups_are_read_before_start_background_returns(
     genesys: FakeGenesys, slack: FakeSlack, tmp_path: Path
 ) -> None:
-    """Whatever the delay, a supervisor listed only through a user group is known from the
-    first request on: the groups are read at once."""
+    """A supervisor listed only through a user group is known from the first request on:
+    the groups are read before start_background returns."""
     slack.usergroups["S0SUPERS"] = ["UGROUPSUP"]
     bot = _bot(genesys, slack, tmp_path, supervisors="S0SUPERS")
     try:
-        bot.start_background(after=30.0)
+        bot.start_background(check_realtime=False)
         assert len(slack.calls_to("usergroups.users.list")) == 1
         assert bot.supervisors.membership("UGROUPSUP") is Membership.YES
     finally:

@@ -17,7 +17,7 @@ from bot.cards import (
     confirmation_card,
     outcome_card,
 )
-from bot.store import DropRequest, RequestState
+from bot.domain import DropRequest, Outcome, RequestState
 from genesys.models import CallMatch
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -247,7 +247,7 @@ def _decided(state: RequestState, outcome: str | None, detail: str | None) -> Dr
         decided_by=DECIDER,
         decided_at=NOW - timedelta(seconds=30),
         chosen_position=0 if state in (RequestState.DONE, RequestState.FAILED) else None,
-        outcome=outcome,
+        outcome=Outcome(outcome) if outcome else None,
         outcome_detail=detail,
     )
 
@@ -308,7 +308,7 @@ def test_outcome_card_shows_only_the_chosen_call() -> None:
         decided_by=DECIDER,
         decided_at=NOW,
         chosen_position=1,
-        outcome="disconnected",
+        outcome=Outcome.DISCONNECTED,
         outcome_detail="Gone.",
     )
     _, blocks = outcome_card(request, NOW)

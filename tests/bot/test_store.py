@@ -13,15 +13,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from bot.audit import audit_records
+from bot.domain import ClaimStatus, DropRequest, RequestState
 from bot.errors import StoreUnavailable
-from bot.store import (
-    ClaimStatus,
-    DropRequest,
-    RequestState,
-    RequestStore,
-    create_engine,
-    drop_events,
-)
+from bot.schema import create_engine, drop_events
+from bot.store import RequestStore
 from genesys.models import CallMatch
 
 START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -537,7 +533,7 @@ def test_schema_head_matches_the_newest_migration() -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from bot.store import SCHEMA_HEAD
+    from bot.schema import SCHEMA_HEAD
 
     config = Config()
     config.set_main_option(
@@ -563,7 +559,7 @@ def test_audit_records_read_every_request_across_batches(store: RequestStore) ->
                 detail="none",
             )
 
-    records = store.audit_records()
+    records = audit_records(store)
 
     cancelled = [r for r in records if r["event"] == "cancelled"]
     looked_up = [r for r in records if r["event"] == "looked_up"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_sdk import WebClient
 
 from bot.supervisors import Membership, SupervisorDirectory
-from tests.fakes.slack import FakeSlack
+from sandbox.slack_simulator import FakeSlack
 
 
 def _client(slack: FakeSlack) -> WebClient:

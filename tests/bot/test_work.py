@@ -1,120 +1,58 @@
-"""The work queue waits for a pause in the requests being answered before a job starts."""
+"""The work queue: jobs run off the listener threads, a full queue refuses, drain waits."""
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 
-import pytest
-
-from bot.work import Foreground, WorkQueue
-
-# Long enough that only the behaviour under test can let a job start.
-FOREVER = 30.0
+from bot.work import WorkQueue
 
 
-def _started(queue: WorkQueue) -> threading.Event:
-    started = threading.Event()
-    assert queue.submit(started.set, on_error=lambda _: None)
-    return started
+def test_a_job_runs_at_once_and_drain_waits_for_it() -> None:
+    """A queued job starts straight away; drain returns once it has finished."""
+    queue = WorkQueue(workers=2)
+    started, release = threading.Event(), threading.Event()
 
+    def job() -> None:
+        started.set()
+        release.wait(5)
 
-def test_a_job_waits_while_a_request_is_being_answered() -> None:
-    foreground = Foreground(max_hold=FOREVER, still_after=FOREVER)
-    queue = WorkQueue(workers=2, foreground=foreground)
-    foreground.begin()
-    started = _started(queue)
-    assert not started.wait(0.3), "the job started while a request was still being answered"
-    foreground.end()
-    assert started.wait(5), "the job did not start once the answer was written"
-    assert queue.drain(5)
-
-
-def test_a_job_waits_for_every_request_in_progress() -> None:
-    foreground = Foreground(max_hold=FOREVER, still_after=FOREVER)
-    queue = WorkQueue(workers=2, foreground=foreground)
-    foreground.begin()
-    foreground.begin()
-    started = _started(queue)
-    foreground.end()
-    assert not started.wait(0.3), "the job started while a second request was in progress"
-    foreground.end()
+    assert queue.submit(job, on_error=lambda _: None)
     assert started.wait(5)
+    assert queue.in_progress == 1
+    assert not queue.drain(0.1), "drain returned while the job was still running"
+    release.set()
     assert queue.drain(5)
+    assert queue.in_progress == 0
 
 
-def test_requests_that_never_pause_hold_a_job_back_for_max_hold_only() -> None:
-    foreground = Foreground(max_hold=0.4, still_after=FOREVER)
-    queue = WorkQueue(workers=2, foreground=foreground)
-    foreground.begin()  # never ended
-    queued_at = time.monotonic()
-    started = _started(queue)
-    assert started.wait(5), "the job never started"
-    waited = time.monotonic() - queued_at
-    assert waited >= 0.4, f"the job started after {waited:.3f} s, before max_hold"
+def test_a_full_queue_refuses_and_queues_nothing() -> None:
+    """Past its workers and waiting slots, submit says no instead of waiting."""
+    queue = WorkQueue(workers=1, max_waiting=1)
+    release = threading.Event()
+    ran: list[int] = []
+
+    def job(n: int) -> None:
+        release.wait(5)
+        ran.append(n)
+
+    assert queue.submit(lambda: job(1), on_error=lambda _: None)
+    assert queue.submit(lambda: job(2), on_error=lambda _: None)
+    assert not queue.submit(lambda: job(3), on_error=lambda _: None)
+    release.set()
     assert queue.drain(5)
+    assert sorted(ran) == [1, 2]
 
 
-def test_an_open_request_with_nothing_else_happening_holds_a_job_for_still_after_only() -> None:
-    """A client that connects and sends nothing (or sends slowly) is not a burst."""
-    foreground = Foreground(max_hold=FOREVER, still_after=0.3)
-    queue = WorkQueue(workers=2, foreground=foreground)
-    foreground.begin()  # never ended, and nothing else starts or ends
-    queued_at = time.monotonic()
-    started = _started(queue)
-    assert started.wait(5), "the job never started"
-    waited = time.monotonic() - queued_at
-    assert 0.2 <= waited < 5, f"the job started after {waited:.3f} s"
+def test_a_failing_job_is_reported_and_frees_its_slot() -> None:
+    """An exception reaches on_error; the queue goes on taking work."""
+    queue = WorkQueue(workers=1, max_waiting=0)
+    errors: list[Exception] = []
+
+    def boom() -> None:
+        raise RuntimeError("bug")
+
+    assert queue.submit(boom, on_error=errors.append)
     assert queue.drain(5)
-
-
-def test_requests_starting_and_ending_keep_holding_a_job_while_one_is_open() -> None:
-    foreground = Foreground(max_hold=FOREVER, still_after=0.3)
-    queue = WorkQueue(workers=2, foreground=foreground)
-    foreground.begin()  # one stays open throughout
-    started = _started(queue)
-    for _ in range(8):  # others come and go, 0.1 s apart: 0.8 s in all
-        time.sleep(0.1)
-        foreground.begin()
-        foreground.end()
-        assert not started.wait(0), "the job started while requests kept coming"
-    assert started.wait(5), "the job did not start once the requests stopped coming"
-    assert queue.drain(5)
-
-
-def test_with_nothing_counted_a_job_starts_at_once() -> None:
-    """Socket Mode: no server counts requests, so nothing is held back."""
-    queue = WorkQueue(workers=2, foreground=Foreground(max_hold=FOREVER, still_after=FOREVER))
-    assert _started(queue).wait(5)
-    assert queue.drain(5)
-
-
-def test_release_stops_holding_jobs_back() -> None:
-    """At shutdown the queue drains at once, whatever is still counted."""
-    foreground = Foreground(max_hold=FOREVER, still_after=FOREVER)
-    queue = WorkQueue(workers=2, foreground=foreground)
-    foreground.begin()
-    started = _started(queue)
-    assert not started.wait(0.2)
-    foreground.release()
-    assert started.wait(5), "a waiting job was still held after release"
-    foreground.begin()
-    assert _started(queue).wait(5), "a new job was held after release"
-    assert queue.drain(5)
-
-
-def test_an_extra_end_is_logged_and_does_not_make_the_count_negative(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    foreground = Foreground(max_hold=FOREVER, still_after=FOREVER)
-    with caplog.at_level(logging.WARNING, logger="bot.work"):
-        foreground.end()
-    assert "never counted in" in caplog.text
-    foreground.begin()
-    queue = WorkQueue(workers=2, foreground=foreground)
-    started = _started(queue)
-    assert not started.wait(0.3), "a stray end() let the count go below the one request"
-    foreground.end()
-    assert started.wait(5)
+    assert [str(e) for e in errors] == ["bug"]
+    assert queue.submit(lambda: None, on_error=errors.append)
     assert queue.drain(5)

@@ -28,7 +28,7 @@ from genesys.errors import (
     GenesysUnavailable,
 )
 from genesys.models import DisconnectOutcome
-from tests.fakes.genesys import (
+from sandbox.genesys_simulator import (
     ANALYTICS_PERMISSION,
     DISCONNECT_PERMISSION,
     FLOW_OBSERVATION_PERMISSION,

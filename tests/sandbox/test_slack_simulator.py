@@ -17,8 +17,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_requests import SlackRequester
+from sandbox.slack_requests import SlackRequester
+from sandbox.slack_simulator import FakeSlack
 
 SECRET = "test-signing-secret"
 CHANNEL = "C0001"

@@ -35,7 +35,7 @@ from sandbox.server import (
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
 # The README's picture. Tests write a fresh one beside the temp files, so `make test` leaves
 # the work tree clean; DROP_CALLER_UPDATE_SCREENSHOT=1 writes it to docs/ instead.
@@ -288,6 +288,7 @@ def _bare_env(tmp_path: Path) -> dict[str, str]:
     ],
     ids=["no-credentials", "forced"],
 )
+@pytest.mark.slow
 def test_app_starts_the_sandbox(
     tmp_path: Path, args: tuple[str, ...], extra: dict[str, str]
 ) -> None:
@@ -355,6 +356,7 @@ def _send(page: Page, command: str) -> None:
     box.press("Enter")
 
 
+@pytest.mark.slow
 def test_browser_command_confirm_disconnect(page: Page, sandbox: Sandbox, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
@@ -392,6 +394,7 @@ def test_browser_command_confirm_disconnect(page: Page, sandbox: Sandbox, tmp_pa
     )
 
 
+@pytest.mark.slow
 def test_browser_refusal_is_only_for_the_non_supervisor(page: Page) -> None:
     from playwright.sync_api import expect
 
@@ -407,6 +410,7 @@ def test_browser_refusal_is_only_for_the_non_supervisor(page: Page) -> None:
     expect(page.locator("li.msg.ephemeral")).to_contain_text("Only supervisors")
 
 
+@pytest.mark.slow
 def test_browser_cancel(page: Page, sandbox: Sandbox) -> None:
     from playwright.sync_api import expect
 
@@ -418,6 +422,7 @@ def test_browser_cancel(page: Page, sandbox: Sandbox) -> None:
     assert _call(sandbox, INBOUND_NUMBER)["live"] is True
 
 
+@pytest.mark.slow
 def test_browser_two_calls_and_keeping_the_call(page: Page, sandbox: Sandbox) -> None:
     from playwright.sync_api import expect
 
@@ -434,6 +439,7 @@ def test_browser_two_calls_and_keeping_the_call(page: Page, sandbox: Sandbox) ->
     assert sandbox.genesys.patches() == []
 
 
+@pytest.mark.slow
 def test_browser_calls_panel_adds_and_hangs_up(page: Page, sandbox: Sandbox) -> None:
     from playwright.sync_api import expect
 

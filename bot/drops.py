@@ -1,0 +1,330 @@
+"""A drop request's life once its card is out: approve and carry out, cancel, expire, recover
+after a crash, catch up on a lost card update or audit line.
+
+Every path ends the same way (`_conclude`): the store records the new state first, then the
+card shows it, then the audit channel gets its line. The store's record is what survives a
+crash; the card and the line are caught up from it by the sweeper (`catch_up`) if either is
+lost. The button handlers (`bot.actions`) hand a parsed `Click` here; the sweeper
+(`bot.sweeper`) decides when to expire, recover and catch up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from slack_bolt import Respond
+
+from bot.authorisation import Authoriser
+from bot.calls import CallDirectory
+from bot.cards import escape, outcome_card, progress_card
+from bot.domain import Claim, ClaimStatus, DropRequest, Outcome, RequestState, is_request_id
+from bot.errors import BotError
+from bot.phone import mask_number
+from bot.policy import Policy
+from bot.publisher import CardPublisher
+from bot.store import RequestStore
+from genesys.errors import CallNotFound, GenesysError
+from genesys.models import GONE_STATES
+
+logger = logging.getLogger(__name__)
+
+NO_SUCH_REQUEST = "The bot has no such request here, so nothing was done."
+
+
+@dataclass(frozen=True)
+class Click:
+    """A click on a card's button, parsed once from Slack's payload."""
+
+    user_id: str
+    channel_id: str
+    team_id: str
+    home_team_id: str | None
+    request_id: str
+    respond: Respond
+    # The position of the call whose Disconnect button was clicked (-1 for Cancel).
+    position: int = -1
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How an approved request ended, with the sentence for its card."""
+
+    outcome: Outcome
+    detail: str
+    error_code: str | None = None
+    context_id: str | None = None
+
+
+class DropWorkflow:
+    """Carries requests from a click (or the sweeper's clock) to their recorded end."""
+
+    def __init__(
+        self,
+        *,
+        store: RequestStore,
+        calls: CallDirectory,
+        publisher: CardPublisher,
+        authoriser: Authoriser,
+        policy: Policy,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._calls = calls
+        self._publisher = publisher
+        self._authoriser = authoriser
+        self._policy = policy
+        self._now = now
+
+    # ------------------------------------------------------------ clicks
+
+    def approve(self, click: Click) -> None:
+        """Authorise, claim the request atomically, re-check and disconnect, show the outcome."""
+        request = self._authorised_request(click)
+        if request is None:
+            return
+        refusal = self._policy.self_approval_refusal(
+            request.requester_id, click.user_id
+        ) or self._policy.protected_refusal(request.number)
+        if refusal:
+            self.tell(click, refusal)
+            return
+        try:
+            claim = self._store.claim(request.id, click.user_id, click.position)
+        except BotError as exc:
+            self.tell(click, f":warning: {escape(str(exc))}")
+            return
+        if self._report_unclaimed(claim, click):
+            return
+        claimed = claim.request
+        assert claimed is not None
+        chosen = claimed.chosen
+        assert chosen is not None
+        logger.info(
+            "%s approved dropping %s from %s",
+            click.user_id,
+            mask_number(claimed.number),
+            chosen.conversation_id,
+        )
+        self._publisher.replace(
+            claimed, *progress_card(claimed, self._now()), respond=click.respond
+        )
+        try:
+            result = self._calls.disconnect_participant(
+                chosen.conversation_id,
+                chosen.participant_id,
+                claimed.number,
+                dry_run=claimed.dry_run,
+            )
+        except GenesysError as exc:
+            logger.warning("Disconnect for request %s failed: %r", claimed.id, exc)
+            decision = Decision(Outcome.FAILED, str(exc), exc.code, exc.context_id)
+        except Exception:
+            # A bug, not a Genesys answer: record it so the request is not left "approving".
+            self._finish(
+                claimed,
+                Decision(
+                    Outcome.UNKNOWN,
+                    "The bot hit an internal error, so the outcome is unknown. "
+                    "Check the call in Genesys Cloud.",
+                ),
+                click,
+            )
+            raise
+        else:
+            # "unconfirmed" is not a failure: Genesys accepted the request, and the card says
+            # plainly that the caller had not yet been seen to leave.
+            decision = Decision(Outcome(result.outcome.value), result.detail)
+        self._finish(claimed, decision, click)
+
+    def cancel(self, click: Click) -> None:
+        """Authorise, cancel the request atomically, show it on the card."""
+        request = self._authorised_request(click)
+        if request is None:
+            return
+        try:
+            claim = self._store.cancel(request.id, click.user_id)
+        except BotError as exc:
+            self.tell(click, f":warning: {escape(str(exc))}")
+            return
+        if self._report_unclaimed(claim, click):
+            return
+        assert claim.request is not None
+        self._conclude(claim.request, click)
+
+    def tell(self, click: Click, text: str) -> None:
+        """An ephemeral note to the clicker that leaves the card as it is."""
+        self._publisher.notify(click.user_id, click.channel_id, text, click.respond)
+
+    # ------------------------------------------------------------ the sweeper's work
+
+    def expire_due(self) -> None:
+        """Close the cards whose time has run out (each by exactly one instance)."""
+        for request in self._store.expire_due():
+            logger.info("Request %s expired", request.id)
+            self._conclude(request)
+
+    def recover_interrupted(self, older_than: timedelta) -> None:
+        """Decide drops a crash left `approving` for longer than `older_than`."""
+        for request in self._store.stale_approvals(older_than):
+            self._recover(request)
+
+    def catch_up(self, older_than: timedelta) -> None:
+        """Show the state on cards, and post audit lines, that a crash or Slack left behind."""
+        for request in self._store.unannounced(older_than, audit=self._publisher.audits):
+            if request.card_behind:
+                logger.info("Updating the card of request %s, left behind", request.id)
+            self._conclude(
+                request,
+                show=request.card_behind,
+                audit=self._publisher.audits and not request.audit_posted,
+            )
+
+    # ------------------------------------------------------------ internals
+
+    def _recover(self, request: DropRequest) -> None:
+        """Decide an interrupted drop from the call as it is now, and say so on the card."""
+        chosen = request.chosen
+        assert chosen is not None
+        try:
+            party = self._calls.get_live_call(chosen.conversation_id).party(chosen.participant_id)
+        except CallNotFound:
+            party = None
+        except GenesysError as exc:
+            logger.warning("Cannot recover request %s yet: %s", request.id, exc)
+            return
+        if party is None or party.state in GONE_STATES:
+            decision = Decision(
+                Outcome.RECOVERED_GONE,
+                "The bot was interrupted during this drop. The caller is no longer on "
+                "the call (disconnected by the bot or hung up).",
+            )
+        else:
+            decision = Decision(
+                Outcome.INTERRUPTED,
+                "The bot was interrupted during this drop and the caller is still on "
+                "the call. Run the command again if the caller still needs dropping.",
+            )
+        final = self._finish(request, decision)
+        logger.warning("Recovered interrupted request %s: %s", request.id, final.outcome)
+
+    def _finish(
+        self, claimed: DropRequest, decision: Decision, click: Click | None = None
+    ) -> DropRequest:
+        """Record how an approved request ended, then show it (`_conclude`).
+
+        After a click, the card shows the outcome even if recording it failed: the
+        supervisor must see what happened on Genesys, the log keeps the record, and the
+        sweeper records it later (crash recovery: see the README). Without a click (the
+        sweeper's recovery), a failure to record is raised: the next sweep tries again.
+        """
+        try:
+            final = self._store.finish(
+                claimed.id,
+                succeeded=decision.outcome.succeeded,
+                outcome=decision.outcome,
+                detail=decision.detail,
+                error_code=decision.error_code,
+                context_id=decision.context_id,
+            )
+        except BotError:
+            if click is None:
+                raise
+            logger.exception(
+                "Could not record the outcome of request %s: %s (%s)",
+                claimed.id,
+                decision.outcome,
+                decision.detail,
+            )
+            final = replace(
+                claimed,
+                state=RequestState.DONE if decision.outcome.succeeded else RequestState.FAILED,
+                outcome=decision.outcome,
+                outcome_detail=decision.detail + " (The bot could not record this outcome.)",
+            )
+        self._conclude(final, click)
+        return final
+
+    def _conclude(
+        self,
+        request: DropRequest,
+        click: Click | None = None,
+        *,
+        show: bool = True,
+        audit: bool = True,
+    ) -> None:
+        """The end of every path: the card shows the recorded state, then the audit line.
+
+        If the card cannot be updated after a click, the clicker is told the outcome.
+        """
+        respond = click.respond if click is not None else None
+        shown = not show or self._publisher.show_outcome(request, self._now(), respond=respond)
+        if not shown and click is not None:
+            self.tell(click, outcome_card(request, self._now())[0])
+        if audit:
+            self._publisher.audit(request)
+
+    def _authorised_request(self, click: Click) -> DropRequest | None:
+        """The request a click refers to, if the clicker may act on it; otherwise say why not."""
+        refusal = self._authoriser.refusal(
+            user_id=click.user_id,
+            channel_id=click.channel_id,
+            team_id=click.team_id,
+            home_team_id=click.home_team_id,
+        )
+        if refusal:
+            logger.info("Refused a click from %s in %s", click.user_id, click.channel_id)
+            self.tell(click, refusal)
+            return None
+        try:
+            request = self._store.get(click.request_id) if is_request_id(click.request_id) else None
+        except BotError as exc:
+            self.tell(click, f":warning: {escape(str(exc))}")
+            return None
+        if (
+            request is None
+            or request.channel_id != click.channel_id
+            or request.team_id != click.team_id
+        ):
+            self.tell(click, NO_SUCH_REQUEST)
+            return None
+        return request
+
+    def _report_unclaimed(self, claim: Claim, click: Click) -> bool:
+        """Tell the clicker why their click did nothing; False when the claim succeeded."""
+        if claim.status == ClaimStatus.CLAIMED:
+            return False
+        request = claim.request
+        if claim.status == ClaimStatus.EXPIRED and request is not None:
+            # Only the click that expired it posts its audit line; the card is shown anyway.
+            self._conclude(request, click, audit=claim.expired_now)
+            self.tell(click, "This request had expired, so nothing was disconnected.")
+        elif claim.status == ClaimStatus.ALREADY_DECIDED and request is not None:
+            self.tell(click, _already_decided(request))
+        elif claim.status == ClaimStatus.PARTICIPANT_BUSY:
+            self.tell(
+                click,
+                "Another card's request is disconnecting this caller right now, so this one "
+                "did nothing. Its card shows the outcome.",
+            )
+        else:
+            self.tell(click, NO_SUCH_REQUEST)
+        return True
+
+
+def _already_decided(request: DropRequest) -> str:
+    """Why a click on a decided request did nothing, in words."""
+    who = f"<@{request.decided_by}>" if request.decided_by else "someone"
+    sentences = {
+        RequestState.APPROVING: f"{who} already approved this drop and it is being carried out.",
+        RequestState.DONE: f"{who} already approved this drop; the card shows the outcome.",
+        RequestState.FAILED: f"{who} already tried this drop and it failed; the card says why. "
+        "Run the command again to retry.",
+        RequestState.CANCELLED: f"This request was already cancelled by {who}.",
+        RequestState.EXPIRED: "This request had already expired.",
+    }
+    return sentences.get(request.state, "This request was already decided.") + (
+        " Nothing more was done."
+    )
