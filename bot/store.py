@@ -226,11 +226,7 @@ class RequestStore:
     def set_message(self, request_id: str, message_ts: str) -> None:
         """Remember where the card was posted, so it can be updated in place."""
         with self._engine.begin() as connection:
-            connection.execute(
-                drop_requests.update()
-                .where(drop_requests.c.id == request_id)
-                .values(message_ts=message_ts)
-            )
+            _transition(connection, request_id, message_ts=message_ts)
 
     @_unavailable_as_error
     def claim(self, request_id: str, user_id: str, position: int) -> Claim:
@@ -443,11 +439,7 @@ class RequestStore:
     def mark_card_shown(self, request_id: str, state: RequestState) -> None:
         """Remember that the card now shows `state`."""
         with self._engine.begin() as connection:
-            connection.execute(
-                drop_requests.update()
-                .where(drop_requests.c.id == request_id)
-                .values(card_shown_state=state.value)
-            )
+            _transition(connection, request_id, card_shown_state=state.value)
 
     @_unavailable_as_error
     def claim_audit_post(self, request_id: str, retry_after: timedelta) -> bool:
@@ -473,21 +465,18 @@ class RequestStore:
     def release_audit_claim(self, request_id: str) -> None:
         """Give up a claim whose post failed, so the next sweep tries again."""
         with self._engine.begin() as connection:
-            connection.execute(
-                drop_requests.update()
-                .where(drop_requests.c.id == request_id, drop_requests.c.audit_posted_at.is_(None))
-                .values(audit_claimed_at=None)
+            _transition(
+                connection,
+                request_id,
+                drop_requests.c.audit_posted_at.is_(None),
+                audit_claimed_at=None,
             )
 
     @_unavailable_as_error
     def mark_audit_posted(self, request_id: str) -> None:
         """Remember that the request's audit line is in the audit channel."""
         with self._engine.begin() as connection:
-            connection.execute(
-                drop_requests.update()
-                .where(drop_requests.c.id == request_id)
-                .values(audit_posted_at=self._now())
-            )
+            _transition(connection, request_id, audit_posted_at=self._now())
 
     @_unavailable_as_error
     def unannounced(
