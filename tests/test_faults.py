@@ -58,6 +58,9 @@ from tests.harness import (
     start_bot,
 )
 
+# Each fault is waited out in real time (timeouts, retries, sweeps): minutes in all.
+pytestmark = pytest.mark.slow
+
 T = TypeVar("T")
 
 DISCONNECT = "drop_caller_disconnect_0"
