@@ -1,4 +1,5 @@
-"""The card's buttons: Disconnect caller (one per call) and Cancel.
+"""The card's buttons: Disconnect caller (one per call), End whole conversation (one per stuck
+conversation) and Cancel.
 
 A click is acknowledged at once, parsed once into a `Click`, and handed to the workflow
 (`bot.drops`) on the work queue, off Bolt's listener threads.
@@ -14,7 +15,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.authorisation import home_team_id
-from bot.cards import CANCEL_ACTION, DISCONNECT_ACTION_PREFIX
+from bot.cards import CANCEL_ACTION, DISCONNECT_ACTION_PREFIX, END_ACTION_PREFIX
 from bot.drops import Click
 from bot.replies import BUSY, INTERNAL_ERROR
 from bot.services import Services
@@ -22,6 +23,7 @@ from bot.services import Services
 # Exactly the ids cards carry (drop_caller_disconnect_0 … _99): ASCII digits, no leading zero,
 # nothing after (\Z, not $, which would also match before a trailing newline).
 DISCONNECT_ACTION = re.compile(rf"^{DISCONNECT_ACTION_PREFIX}(0|[1-9][0-9]?)\Z", re.ASCII)
+END_ACTION = re.compile(rf"^{END_ACTION_PREFIX}(0|[1-9][0-9]?)\Z", re.ASCII)
 
 
 def register(app: App, services: Services) -> None:
@@ -41,7 +43,9 @@ def register(app: App, services: Services) -> None:
         click = parse_click(body, action, respond, context)
         _queue(lambda: services.drops.cancel(click), click, services)
 
+    # Both approve: the workflow does what the chosen call needs (drop, or end it whole).
     app.action(DISCONNECT_ACTION)(disconnect_clicked)
+    app.action(END_ACTION)(disconnect_clicked)
     app.action(CANCEL_ACTION)(cancel_clicked)
 
 
@@ -49,7 +53,8 @@ def parse_click(
     body: dict[str, Any], action: dict[str, Any], respond: Respond, context: Any
 ) -> Click:
     """The click as the workflow reads it; what is missing or misshapen reads as empty."""
-    matched = DISCONNECT_ACTION.match(str(action.get("action_id", "")))
+    action_id = str(action.get("action_id", ""))
+    matched = DISCONNECT_ACTION.match(action_id) or END_ACTION.match(action_id)
     value = action.get("value")
     return Click(
         user_id=_field(body, "user", "id"),

@@ -168,6 +168,7 @@ def create_bot(
         protected_numbers=settings.protected_numbers,
         two_person=settings.two_person,
         dry_run=settings.dry_run,
+        allow_teardown=settings.allow_teardown,
     )
     drops = DropWorkflow(
         store=store,

@@ -9,21 +9,47 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from genesys.models import CallLookup, DisconnectResult, LiveCall
+from genesys.models import Agent, CallLookup, DisconnectResult, Guard, LiveCall, TeardownResult
 from genesys.realtime import SourceStatus
 
 
 class CallDirectory(Protocol):
-    """Find live calls, read one, disconnect one participant."""
+    """Find live calls (by number, by agent, one conversation), read one, and act on it."""
 
-    def find_active_calls(self, number: str) -> CallLookup:
+    def find_active_calls(self, number: str, *, guard: Guard | None = None) -> CallLookup:
         """Live calls in which `number` is a droppable party, and what stood in the way."""
         ...
 
+    def find_agent(self, email: str) -> Agent | None:
+        """The Genesys user with exactly this email, or None."""
+        ...
+
+    def find_agent_calls(self, user_id: str, *, guard: Guard | None = None) -> CallLookup:
+        """The agent's live calls, newest first (a stuck one as one entry to end)."""
+        ...
+
+    def look_up_conversation(
+        self, conversation_id: str, *, guard: Guard | None = None
+    ) -> CallLookup:
+        """One conversation's live callers, or itself when stuck; `CallNotFound` if unknown."""
+        ...
+
     def disconnect_participant(
-        self, conversation_id: str, participant_id: str, number: str, *, dry_run: bool = False
+        self,
+        conversation_id: str,
+        participant_id: str,
+        number: str,
+        *,
+        dry_run: bool = False,
+        guard: Guard | None = None,
     ) -> DisconnectResult:
         """Disconnect one participant after re-checking it (only check, with `dry_run`)."""
+        ...
+
+    def end_conversation(
+        self, conversation_id: str, *, dry_run: bool = False, guard: Guard | None = None
+    ) -> TeardownResult:
+        """End a whole stuck conversation after re-checking it is still stuck."""
         ...
 
     def get_live_call(self, conversation_id: str) -> LiveCall:

@@ -10,13 +10,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.domain import DropRequest, RequestState
+from bot.domain import DropRequest, Outcome, RequestState, TargetKind
 from bot.phone import display_number
 from genesys.models import CallMatch
 
 Block = dict[str, Any]
 
 DISCONNECT_ACTION_PREFIX = "drop_caller_disconnect_"
+END_ACTION_PREFIX = "drop_caller_end_"
+TEARDOWN_OFF = (
+    "Ending a whole conversation is turned off, so a stuck conversation can only be looked "
+    "at here. An admin turns it on with DROP_CALLER_ALLOW_TEARDOWN=true."
+)
 CANCEL_ACTION = "drop_caller_cancel"
 USAGE = (
     "*Usage:* `/drop-caller <phone number>`, for example `/drop-caller +1 555 123 4567`.\n"
@@ -26,6 +31,15 @@ USAGE = (
 )
 
 _PURPOSE_NAMES = {"customer": "caller", "external": "external party"}
+# How the legs left on a stuck conversation are named when Genesys gives them no name.
+_LEG_NAMES = {
+    "agent": "agent",
+    "user": "agent",
+    "acd": "queue",
+    "ivr": "IVR",
+    "workflow": "workflow",
+    "voicemail": "voicemail",
+}
 
 
 def escape(text: str) -> str:
@@ -38,25 +52,51 @@ def disconnect_action_id(position: int) -> str:
     return f"{DISCONNECT_ACTION_PREFIX}{position}"
 
 
+def end_action_id(position: int) -> str:
+    """The action id of the End whole conversation button for the candidate at `position`."""
+    return f"{END_ACTION_PREFIX}{position}"
+
+
+def subject(request: DropRequest) -> str:
+    """What the request is about, in mrkdwn: the number, the conversation or the agent."""
+    if request.target_kind == TargetKind.CONVERSATION:
+        return f"conversation `{escape(request.target or '')}`"
+    if request.target_kind == TargetKind.AGENT:
+        return f"a caller of agent *{escape(request.target or '')}*"
+    return f"*{escape(display_number(request.number))}*"
+
+
 def confirmation_card(
-    request: DropRequest, now: datetime, *, two_person: bool = False
+    request: DropRequest, now: datetime, *, two_person: bool = False, allow_teardown: bool = False
 ) -> tuple[str, list[Block]]:
-    """The card that asks a supervisor to confirm: one Disconnect button per call found."""
-    number = escape(display_number(request.number))
+    """The card that asks a supervisor to confirm: a Disconnect button per caller found, and an
+    End whole conversation button per stuck conversation (when teardown is on)."""
     several = len(request.candidates) > 1
-    intro = (
-        f":telephone_receiver: <@{request.requester_id}> asked to drop *{number}*."
-        if not several
-        else f":telephone_receiver: <@{request.requester_id}> asked to drop *{number}*, "
-        f"who is on *{len(request.candidates)} live calls*. Choose the call to disconnect."
-    )
+    about = subject(request)
+    intro = f":telephone_receiver: <@{request.requester_id}> asked to drop {about}."
+    if several:
+        intro = (
+            f":telephone_receiver: <@{request.requester_id}> asked to drop {about}: "
+            f"*{len(request.candidates)} live calls*. Choose the call to act on."
+        )
+    elif request.candidates and request.candidates[0].stuck is not None:
+        intro = f":ghost: <@{request.requester_id}> asked about {about}, which is stuck."
     if request.dry_run:
         intro = f":test_tube: *Dry run*: nothing will really be disconnected.\n{intro}"
     blocks: list[Block] = [_section(intro)]
     buttons: list[Block] = []
+    stuck_without_button = False
     for position, match in enumerate(request.candidates):
-        blocks.append(_call_details(match, now, position if several else None))
-        buttons.append(_disconnect_button(request, match, position, several))
+        label = position if several else None
+        if match.stuck is None:
+            blocks.append(_call_details(match, now, label))
+            buttons.append(_disconnect_button(request, match, position, several))
+            continue
+        blocks.append(_stuck_details(match, now, label))
+        if allow_teardown:
+            buttons.append(_end_button(request, match, position, several))
+        else:
+            stuck_without_button = True
     buttons.append(
         {
             "type": "button",
@@ -66,24 +106,35 @@ def confirmation_card(
         }
     )
     blocks.append({"type": "actions", "block_id": f"drop_{request.id}", "elements": buttons})
+    if stuck_without_button:
+        blocks.append(_context(TEARDOWN_OFF))
+    teardown = any(m.stuck is not None for m in request.candidates) and allow_teardown
     who = (
         f"Awaits a second supervisor: <@{request.requester_id}> cannot approve their own request."
         if two_person
-        else "Only supervisors can confirm."
+        else "Only supervisors can confirm"
+        + (
+            f"; ending a whole conversation needs a supervisor other than "
+            f"<@{request.requester_id}>."
+            if teardown
+            else "."
+        )
     )
     blocks.append(
         _context(f"{who} Expires {_clock(request.expires_at)} UTC. Request `{request.id}`")
     )
-    awaiting = "a second supervisor's" if two_person else "a supervisor's"
-    return f"Drop caller {number}? Awaiting {awaiting} confirmation.", blocks
+    awaiting = "a second supervisor's" if two_person or teardown else "a supervisor's"
+    return f"Drop {_plain(about)}? Awaiting {awaiting} confirmation.", blocks
 
 
 def progress_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]:
     """The card while the disconnect runs: no buttons, so nobody clicks twice."""
+    chosen = request.chosen
+    doing = "Ending the conversation" if chosen and chosen.stuck else "Disconnecting"
     return _closed_card(
         request,
         now,
-        f":hourglass_flowing_sand: Disconnecting, approved by <@{request.decided_by}> "
+        f":hourglass_flowing_sand: {doing}, approved by <@{request.decided_by}> "
         f"at {_clock(request.decided_at)} UTC…",
     )
 
@@ -92,7 +143,25 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
     """The final card: what happened, who approved it and when."""
     state = request.state
     detail = escape(request.outcome_detail or "")
-    if state == RequestState.CANCELLED:
+    approved = f"approved by <@{request.decided_by}> at {_clock(request.decided_at)} UTC"
+    teardown = {
+        Outcome.ENDED: f":white_check_mark: Conversation ended, {approved}. {detail}",
+        Outcome.ALREADY_ENDED: f":information_source: Nothing to end: {detail} ({approved})",
+        Outcome.NOT_STUCK: f":information_source: Not ended: {detail} ({approved})",
+        Outcome.TEARDOWN_UNCONFIRMED: (
+            f":warning: End of the conversation requested, not yet confirmed. {detail} ({approved})"
+        ),
+        Outcome.REFUSED: f":no_entry: Nothing was done: {detail} ({approved})",
+    }
+    chosen = request.chosen
+    if request.outcome in teardown and state in (RequestState.DONE, RequestState.FAILED):
+        headline = teardown[request.outcome]
+    elif request.outcome == Outcome.DRY_RUN and chosen is not None and chosen.stuck:
+        headline = (
+            f":test_tube: Dry run: would end conversation `{escape(chosen.conversation_id)}`, "
+            f"{approved}. Nothing was sent to Genesys."
+        )
+    elif state == RequestState.CANCELLED:
         headline = (
             f":no_entry_sign: Cancelled by <@{request.decided_by}> "
             f"at {_clock(request.decided_at)} UTC."
@@ -109,7 +178,7 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
         )
     elif state == RequestState.DONE and request.outcome == "dry_run":
         headline = (
-            f":test_tube: Dry run: would disconnect {escape(display_number(request.number))}, "
+            f":test_tube: Dry run: would disconnect {_chosen_number(request)}, "
             f"approved by <@{request.decided_by}> at {_clock(request.decided_at)} UTC. "
             "Nothing was sent to Genesys."
         )
@@ -141,16 +210,84 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
 
 
 def _closed_card(request: DropRequest, now: datetime, headline: str) -> tuple[str, list[Block]]:
-    number = escape(display_number(request.number))
+    about = subject(request)
     blocks: list[Block] = [
-        _section(f"<@{request.requester_id}> asked to drop *{number}*."),
+        _section(f"<@{request.requester_id}> asked to drop {about}."),
     ]
     chosen = request.chosen
     shown = [chosen] if chosen is not None else list(request.candidates)
-    blocks.extend(_call_details(match, now, None) for match in shown)
+    blocks.extend(
+        _stuck_details(match, now, None) if match.stuck else _call_details(match, now, None)
+        for match in shown
+    )
     blocks.append(_section(headline))
     blocks.append(_context(f"Request `{request.id}`"))
-    return f"Drop caller {number}: {_plain(headline)}", blocks
+    return f"Drop {_plain(about)}: {_plain(headline)}", blocks
+
+
+def _chosen_number(request: DropRequest) -> str:
+    chosen = request.chosen
+    number = chosen.number if chosen is not None and chosen.number else request.number
+    return escape(display_number(number)) if number else "the caller"
+
+
+def _stuck_details(match: CallMatch, now: datetime, position: int | None) -> Block:
+    """A stuck conversation: who is still on it and since when, when the caller left, how
+    long it has been open."""
+    stuck = match.stuck
+    assert stuck is not None
+    label = f"Conversation {position + 1}" if position is not None else "Conversation"
+    still = [
+        f"{escape(c.name or _LEG_NAMES.get(c.purpose, c.purpose))} "
+        f"({escape(_LEG_NAMES.get(c.purpose, c.purpose))}, {_since(c.since, now)})"
+        for c in stuck.connected
+    ]
+    fields = [
+        f"*{label}*\n`{escape(match.conversation_id)}`",
+        "*Stuck*\nthe caller has left; "
+        + (f"left at {_clock(stuck.caller_left_at)} UTC" if stuck.caller_left_at else "no caller"),
+        f"*Still connected*\n{_truncate('; '.join(still), 1900) or 'nobody'}",
+        f"*Open for*\n{_connected_for(stuck.opened_at, now)}",
+    ]
+    return {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}
+
+
+def _end_button(request: DropRequest, match: CallMatch, position: int, several: bool) -> Block:
+    stuck = match.stuck
+    assert stuck is not None
+    everyone = ", ".join(
+        f"{c.name or _LEG_NAMES.get(c.purpose, c.purpose)} ({_LEG_NAMES.get(c.purpose, c.purpose)})"
+        for c in stuck.connected
+    )
+    label = f"End conversation {position + 1}" if several else "End whole conversation"
+    return {
+        "type": "button",
+        "action_id": end_action_id(position),
+        "text": {"type": "plain_text", "text": label},
+        "style": "danger",
+        # Only the request id: the bot never trusts call or participant ids from a click.
+        "value": request.id,
+        "confirm": {
+            "title": {"type": "plain_text", "text": "End the whole conversation?"},
+            "text": {
+                "type": "plain_text",
+                "text": _truncate(
+                    f"Everyone still on it will be disconnected, agents included: {everyone}. "
+                    "This cannot be undone.",
+                    300,
+                ),
+            },
+            "confirm": {"type": "plain_text", "text": "End it"},
+            "deny": {"type": "plain_text", "text": "Keep it"},
+            "style": "danger",
+        },
+    }
+
+
+def _since(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "since an unknown time"
+    return f"for {_connected_for(moment, now)}"
 
 
 def _call_details(match: CallMatch, now: datetime, position: int | None) -> Block:
@@ -238,7 +375,7 @@ def _plain(mrkdwn: str) -> str:
 
 def audit_line(request: DropRequest) -> str:
     """One line for the audit channel: who asked, which number and call, who decided, outcome."""
-    number = escape(display_number(request.number))
+    number = subject(request)
     chosen = request.chosen
     call = f" on call `{escape(chosen.conversation_id)}`" if chosen else ""
     when = (request.decided_at or request.expires_at).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -34,6 +34,14 @@ CLOSED_STATES = frozenset(
 )
 
 
+class TargetKind(enum.StrEnum):
+    """What a command named: a caller's number, one conversation, or an agent."""
+
+    NUMBER = "number"
+    CONVERSATION = "conversation"
+    AGENT = "agent"
+
+
 class Outcome(enum.StrEnum):
     """How an approved request ended (cancelled and expired requests have none)."""
 
@@ -55,6 +63,17 @@ class Outcome(enum.StrEnum):
     """The bot was interrupted mid-drop and the caller was still on the call."""
     NOT_POSTED = "not_posted"
     """The card could not be posted, so nobody could act on the request."""
+    REFUSED = "refused"
+    """At the click, the call included a protected number: nothing was done."""
+    ENDED = "ended"
+    """A stuck conversation was ended: every participant was seen to leave."""
+    ALREADY_ENDED = "already_ended"
+    """The stuck conversation had ended before the click."""
+    NOT_STUCK = "not_stuck"
+    """A caller was on the conversation again at the click: nothing was torn down."""
+    TEARDOWN_UNCONFIRMED = "teardown_unconfirmed"
+    """Genesys accepted the teardown, but participants had not all left when the bot stopped
+    looking."""
 
     @property
     def succeeded(self) -> bool:
@@ -64,6 +83,7 @@ class Outcome(enum.StrEnum):
             Outcome.UNKNOWN,
             Outcome.INTERRUPTED,
             Outcome.NOT_POSTED,
+            Outcome.REFUSED,
         )
 
 
@@ -90,6 +110,9 @@ class DropRequest:
     dry_run: bool = False
     card_shown_state: str | None = None
     audit_posted: bool = False
+    target_kind: TargetKind = TargetKind.NUMBER
+    # The conversation id or the agent's email (None for a number: `number` is the target).
+    target: str | None = None
 
     @property
     def chosen(self) -> CallMatch | None:

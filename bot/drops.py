@@ -27,7 +27,7 @@ from bot.policy import Policy
 from bot.publisher import CardPublisher
 from bot.store import RequestStore
 from genesys.errors import CallNotFound, GenesysError
-from genesys.models import GONE_STATES
+from genesys.models import GONE_STATES, CallMatch
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +85,14 @@ class DropWorkflow:
         request = self._authorised_request(click)
         if request is None:
             return
-        refusal = self._policy.self_approval_refusal(
-            request.requester_id, click.user_id
-        ) or self._policy.protected_refusal(request.number)
+        candidates = request.candidates
+        teardown = 0 <= click.position < len(candidates) and candidates[click.position].stuck
+        refusal = (
+            self._policy.teardown_refusal(request.requester_id, click.user_id)
+            if teardown
+            else self._policy.self_approval_refusal(request.requester_id, click.user_id)
+            or self._policy.protected_refusal(request.number)
+        )
         if refusal:
             self.tell(click, refusal)
             return
@@ -103,21 +108,18 @@ class DropWorkflow:
         chosen = claimed.chosen
         assert chosen is not None
         logger.info(
-            "%s approved dropping %s from %s",
+            "%s approved %s %s",
             click.user_id,
-            mask_number(claimed.number),
+            "ending conversation"
+            if chosen.stuck
+            else f"dropping {mask_number(chosen.number)} from",
             chosen.conversation_id,
         )
         self._publisher.replace(
             claimed, *progress_card(claimed, self._now()), respond=click.respond
         )
         try:
-            result = self._calls.disconnect_participant(
-                chosen.conversation_id,
-                chosen.participant_id,
-                claimed.number,
-                dry_run=claimed.dry_run,
-            )
+            decision = self._carry_out(claimed, chosen)
         except GenesysError as exc:
             logger.warning("Disconnect for request %s failed: %r", claimed.id, exc)
             decision = Decision(Outcome.FAILED, str(exc), exc.code, exc.context_id)
@@ -133,11 +135,29 @@ class DropWorkflow:
                 click,
             )
             raise
-        else:
-            # "unconfirmed" is not a failure: Genesys accepted the request, and the card says
-            # plainly that the caller had not yet been seen to leave.
-            decision = Decision(Outcome(result.outcome.value), result.detail)
         self._finish(claimed, decision, click)
+
+    def _carry_out(self, claimed: DropRequest, chosen: CallMatch) -> Decision:
+        """Disconnect the chosen caller, or end the chosen stuck conversation; each re-checks
+        the call (and the policy: no protected number on it) first.
+
+        "Unconfirmed" is not a failure: Genesys accepted the request, and the card says
+        plainly that the call had not yet been seen to change.
+        """
+        guard = self._policy.call_refusal
+        if chosen.stuck is not None:
+            ended = self._calls.end_conversation(
+                chosen.conversation_id, dry_run=claimed.dry_run, guard=guard
+            )
+            return Decision(Outcome(ended.outcome.value), ended.detail, None, ended.context_id)
+        result = self._calls.disconnect_participant(
+            chosen.conversation_id,
+            chosen.participant_id,
+            chosen.number,
+            dry_run=claimed.dry_run,
+            guard=guard,
+        )
+        return Decision(Outcome(result.outcome.value), result.detail)
 
     def cancel(self, click: Click) -> None:
         """Authorise, cancel the request atomically, show it on the card."""
@@ -189,12 +209,30 @@ class DropWorkflow:
         chosen = request.chosen
         assert chosen is not None
         try:
-            party = self._calls.get_live_call(chosen.conversation_id).party(chosen.participant_id)
+            call = self._calls.get_live_call(chosen.conversation_id)
         except CallNotFound:
-            party = None
+            call = None
         except GenesysError as exc:
             logger.warning("Cannot recover request %s yet: %s", request.id, exc)
             return
+        if chosen.stuck is not None:
+            decision = (
+                Decision(
+                    Outcome.ENDED,
+                    "The bot was interrupted while ending this conversation. It has ended "
+                    "since (ended by the bot or by Genesys).",
+                )
+                if call is None or not call.is_live
+                else Decision(
+                    Outcome.INTERRUPTED,
+                    "The bot was interrupted while ending this conversation, and it is still "
+                    "open. Run the command again if it still needs ending.",
+                )
+            )
+            self._finish(request, decision)
+            logger.warning("Recovered interrupted request %s: %s", request.id, decision.outcome)
+            return
+        party = call.party(chosen.participant_id) if call is not None else None
         if party is None or party.state in GONE_STATES:
             decision = Decision(
                 Outcome.RECOVERED_GONE,

@@ -1,7 +1,8 @@
 """Errors raised by the Slack side.
 
     BotError                     root: a request the bot cannot carry out, said to the user
-    ├── PhoneNumberError         the command text is not a phone number
+    ├── TargetError              the command text names no number, conversation or agent
+    │   └── PhoneNumberError     the command text is not a phone number
     └── StoreUnavailable         the request store (database) cannot be reached
 
 `str(error)` is the sentence shown to the supervisor (already safe for Slack mrkdwn).
@@ -14,7 +15,11 @@ class BotError(Exception):
     """Root of the errors the Slack side raises for a user to read."""
 
 
-class PhoneNumberError(BotError):
+class TargetError(BotError):
+    """The text names no caller's number, conversation or agent the bot can look up."""
+
+
+class PhoneNumberError(TargetError):
     """The text cannot be read as a phone number."""
 
 

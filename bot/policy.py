@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import phonenumbers
 from phonenumbers import shortnumberinfo
 
 from bot.cards import escape
 from bot.phone import display_number
+from genesys.models import LiveCall
 
 _DIALLABLE = re.compile(r"[^0-9+#*]")
 
@@ -21,6 +23,7 @@ class Policy:
     protected_numbers: frozenset[str] = frozenset()
     two_person: bool = False
     dry_run: bool = False
+    allow_teardown: bool = False
 
     def emergency_refusal(self, typed: str) -> str | None:
         """Why `typed` may not be dropped if it is an emergency number of the default region.
@@ -45,6 +48,33 @@ class Policy:
             )
         return None
 
+    def call_refusal(self, call: LiveCall) -> str | None:
+        """Why nothing may be done to `call` (a protected or emergency number is on it), or
+        None. Checked when the card is made and again at the click."""
+        for number in sorted(call.numbers):
+            if number in self.protected_numbers or _is_emergency(number):
+                return (
+                    f"Call {escape(call.conversation_id)} includes a protected number "
+                    f"({escape(display_number(number))}), so the bot will neither drop anyone "
+                    "from it nor end it."
+                )
+        return None
+
+    def teardown_refusal(self, requester_id: str, approver_id: str) -> str | None:
+        """Why this approver may not end a whole conversation: it is turned off, or they
+        asked for it themselves (ending a conversation always needs a second supervisor)."""
+        if not self.allow_teardown:
+            return (
+                "Ending a whole conversation is turned off (DROP_CALLER_ALLOW_TEARDOWN), so "
+                "nothing was done."
+            )
+        if requester_id == approver_id:
+            return (
+                "Ending a whole conversation always needs a second supervisor: you asked for "
+                "it, so another supervisor must approve it. You can still cancel it."
+            )
+        return None
+
     def self_approval_refusal(self, requester_id: str, approver_id: str) -> str | None:
         """Why this approver may not approve this request under the two-person rule."""
         if self.two_person and requester_id == approver_id:
@@ -53,3 +83,15 @@ class Policy:
                 "approve it. You can still cancel it."
             )
         return None
+
+
+def _is_emergency(e164: str) -> bool:
+    """True for an emergency number of the region the number belongs to (112, 911, ...)."""
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return False
+    region = phonenumbers.region_code_for_number(parsed)
+    if not region:
+        return False
+    return bool(shortnumberinfo.is_emergency_number(str(parsed.national_number), region))

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The newest migration's revision (a test keeps it equal to Alembic's head).
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 # Any fixed number: the PostgreSQL advisory lock that serialises migrations across instances.
 _MIGRATION_LOCK = 7_341_002
 
@@ -50,6 +50,10 @@ drop_requests = sa.Table(
     sa.Column("card_shown_state", sa.String(16)),
     sa.Column("audit_claimed_at", sa.DateTime(timezone=True)),
     sa.Column("audit_posted_at", sa.DateTime(timezone=True)),
+    # What the command named: "number" (`number` is it), "conversation" or "agent" (`target`
+    # holds the conversation id or the email).
+    sa.Column("target_kind", sa.String(16), nullable=False, server_default="number"),
+    sa.Column("target", sa.Text),
 )
 
 drop_candidates = sa.Table(
@@ -65,6 +69,10 @@ drop_candidates = sa.Table(
     sa.Column("queue_names", sa.Text, nullable=False),
     sa.Column("direction", sa.String(16)),
     sa.Column("connected_at", sa.DateTime(timezone=True)),
+    # The candidate's own number (older rows: the request's), and for a stuck conversation
+    # offered whole, what keeps it open (JSON).
+    sa.Column("number", sa.String(20)),
+    sa.Column("stuck", sa.Text),
 )
 
 drop_participant_claims = sa.Table(

@@ -64,6 +64,7 @@ class Settings:
     port: int
     log_level: str
     two_person: bool = False
+    allow_teardown: bool = False
     dry_run: bool = False
     protected_numbers: frozenset[str] = frozenset()
     audit_channel: str | None = None
@@ -177,6 +178,9 @@ def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Se
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
     two_person = _flag(get("DROP_CALLER_TWO_PERSON"), "DROP_CALLER_TWO_PERSON", problems)
+    allow_teardown = _flag(
+        get("DROP_CALLER_ALLOW_TEARDOWN"), "DROP_CALLER_ALLOW_TEARDOWN", problems
+    )
     dry_run = _flag(get("DROP_CALLER_DRY_RUN"), "DROP_CALLER_DRY_RUN", problems)
     protected = _protected_numbers(get("DROP_CALLER_PROTECTED_NUMBERS"), default_region, problems)
     audit_channel = get("DROP_CALLER_AUDIT_CHANNEL")
@@ -229,6 +233,7 @@ def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Se
         port=port,
         log_level=log_level,
         two_person=two_person,
+        allow_teardown=allow_teardown,
         dry_run=dry_run,
         protected_numbers=protected,
         audit_channel=audit_channel,

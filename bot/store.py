@@ -33,6 +33,7 @@ from bot.domain import (
     DropRequest,
     Outcome,
     RequestState,
+    TargetKind,
 )
 from bot.errors import StoreUnavailable
 from bot.schema import (
@@ -43,7 +44,7 @@ from bot.schema import (
     drop_requests,
     migrate,
 )
-from genesys.models import CallMatch
+from genesys.models import CallMatch, StillConnected, Stuck
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +169,14 @@ class RequestStore:
         ttl_seconds: int,
         response_url: str | None,
         dry_run: bool = False,
+        target_kind: TargetKind = TargetKind.NUMBER,
+        target: str | None = None,
     ) -> DropRequest:
-        """Record a new pending request for the calls found."""
+        """Record a new pending request for the calls found.
+
+        `number` is the number typed (or, for a conversation or an agent, the first
+        candidate's, "" if none); `target_kind` and `target` what else the command named.
+        """
         request_id = secrets.token_hex(12)
         now = self._now()
         with self._engine.begin() as connection:
@@ -185,6 +192,8 @@ class RequestStore:
                     expires_at=now + timedelta(seconds=ttl_seconds),
                     response_url=response_url,
                     dry_run=dry_run,
+                    target_kind=target_kind.value,
+                    target=target,
                 )
             )
             for position, match in enumerate(candidates):
@@ -200,6 +209,8 @@ class RequestStore:
                         queue_names=json.dumps(list(match.queue_names)),
                         direction=match.direction,
                         connected_at=_utc_or_none(match.connected_at),
+                        number=match.number,
+                        stuck=_stuck_json(match.stuck),
                     )
                 )
             _record(
@@ -211,6 +222,8 @@ class RequestStore:
                 {
                     "channel_id": channel_id,
                     "number": number,
+                    "target_kind": target_kind.value,
+                    "target": target,
                     "dry_run": dry_run,
                     "candidates": [
                         {"conversation_id": m.conversation_id, "participant_id": m.participant_id}
@@ -272,6 +285,8 @@ class RequestStore:
         error_code: str | None = None,
         context_id: str | None = None,
         dry_run: bool = False,
+        target_kind: TargetKind = TargetKind.NUMBER,
+        target: str | None = None,
     ) -> str:
         """Record a look-up that ended without a card (`outcome`: "no_live_call" or
         "lookup_failed", with Genesys' error code and contextId if it gave them): one audit
@@ -293,6 +308,8 @@ class RequestStore:
                     "error_code": error_code,
                     "context_id": context_id,
                     "dry_run": dry_run,
+                    "target_kind": target_kind.value,
+                    "target": target,
                 },
             )
         return lookup_id
@@ -695,17 +712,20 @@ def _request_from_rows(row: Any, candidate_rows: list[Any]) -> DropRequest:
         dry_run=bool(row["dry_run"]),
         card_shown_state=row["card_shown_state"],
         audit_posted=row["audit_posted_at"] is not None,
+        target_kind=TargetKind(row["target_kind"]),
+        target=row["target"],
         candidates=tuple(
             CallMatch(
                 conversation_id=c["conversation_id"],
                 participant_id=c["participant_id"],
-                number=number,
+                number=number if c["number"] is None else c["number"],
                 purpose=c["purpose"],
                 participant_name=c["participant_name"],
                 agent_names=tuple(json.loads(c["agent_names"])),
                 queue_names=tuple(json.loads(c["queue_names"])),
                 direction=c["direction"],
                 connected_at=_utc_or_none(c["connected_at"]),
+                stuck=_stuck_from_json(c["stuck"]),
             )
             for c in candidate_rows
         ),
@@ -719,3 +739,40 @@ def _utc(value: datetime) -> datetime:
 
 def _utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else _utc(value)
+
+
+def _stuck_json(stuck: Stuck | None) -> str | None:
+    if stuck is None:
+        return None
+    return json.dumps(
+        {
+            "connected": [
+                {"purpose": c.purpose, "name": c.name, "since": _iso_or_none(c.since)}
+                for c in stuck.connected
+            ],
+            "caller_left_at": _iso_or_none(stuck.caller_left_at),
+            "opened_at": _iso_or_none(stuck.opened_at),
+        }
+    )
+
+
+def _stuck_from_json(text: str | None) -> Stuck | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    return Stuck(
+        connected=tuple(
+            StillConnected(c["purpose"], c["name"], _moment_or_none(c["since"]))
+            for c in data["connected"]
+        ),
+        caller_left_at=_moment_or_none(data["caller_left_at"]),
+        opened_at=_moment_or_none(data["opened_at"]),
+    )
+
+
+def _iso_or_none(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _moment_or_none(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)

@@ -8,7 +8,7 @@ queries), so no SDK model or Genesys JSON leaks out.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +35,8 @@ class CallParty:
     name: str | None
     numbers: frozenset[str]
     connected_at: datetime | None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
     @property
     def is_live(self) -> bool:
@@ -80,6 +82,55 @@ class LiveCall:
         """True when a leg with one of these purposes is still on the call."""
         return any(p.purpose in purposes and p.is_live for p in self.parties)
 
+    @property
+    def is_live(self) -> bool:
+        """True while any leg is still on the call."""
+        return any(p.is_live for p in self.parties)
+
+    @property
+    def numbers(self) -> frozenset[str]:
+        """Every number any leg of the call carries as its own, live or ended."""
+        return frozenset(n for p in self.parties for n in p.numbers)
+
+    def live_outside_parties(self) -> list[CallParty]:
+        """The callers and external parties still on the call, whatever their number."""
+        return [p for p in self.parties if p.is_outside_party and p.is_live]
+
+    def stuck(self) -> Stuck | None:
+        """What keeps the call open when it is stuck (live, but no caller or external party
+        is: the caller has left, and agent, ACD or IVR legs remain); None otherwise."""
+        if not self.is_live or self.live_outside_parties():
+            return None
+        left = [p.ended_at for p in self.parties if p.is_outside_party and p.ended_at]
+        starts = [p.started_at or p.connected_at for p in self.parties]
+        return Stuck(
+            connected=tuple(
+                StillConnected(p.purpose, p.name, p.connected_at or p.started_at)
+                for p in self.parties
+                if p.is_live
+            ),
+            caller_left_at=max(left) if left else None,
+            opened_at=min((s for s in starts if s), default=None),
+        )
+
+
+@dataclass(frozen=True)
+class StillConnected:
+    """A leg still on a stuck conversation."""
+
+    purpose: str
+    name: str | None
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """A conversation whose caller has gone while other legs remain."""
+
+    connected: tuple[StillConnected, ...]
+    caller_left_at: datetime | None
+    opened_at: datetime | None
+
 
 @dataclass(frozen=True)
 class CallMatch:
@@ -94,6 +145,9 @@ class CallMatch:
     queue_names: tuple[str, ...]
     direction: str | None
     connected_at: datetime | None
+    # Set for a stuck conversation: the candidate is the whole conversation (participant_id
+    # and number are then empty), to be ended, not one caller to be dropped.
+    stuck: Stuck | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +163,17 @@ class CallLookup:
     matches: tuple[CallMatch, ...]
     unreadable: tuple[GenesysError, ...] = ()
     realtime: bool = False
+    # Why calls were left out by the caller's guard (a protected number on the call, say).
+    refused: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A Genesys user found by email."""
+
+    user_id: str
+    name: str | None
+    email: str
 
 
 class DisconnectOutcome(enum.Enum):
@@ -122,6 +187,8 @@ class DisconnectOutcome(enum.Enum):
     """Genesys accepted the request, but the participant had not left when we stopped looking."""
     DRY_RUN = "dry_run"
     """Every check passed and the participant would have been disconnected; nothing was sent."""
+    REFUSED = "refused"
+    """The caller's guard refused the call as it is now (a protected number on it, say)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +199,38 @@ class DisconnectResult:
     conversation_id: str
     participant_id: str
     detail: str
+
+
+class TeardownOutcome(enum.Enum):
+    """How ending a whole (stuck) conversation went."""
+
+    ENDED = "ended"
+    """Genesys accepted the request and every participant was seen to leave."""
+    ALREADY_ENDED = "already_ended"
+    """The conversation had ended before the request."""
+    NOT_STUCK = "not_stuck"
+    """A caller or external party was on the call again: nothing was torn down."""
+    UNCONFIRMED = "teardown_unconfirmed"
+    """Genesys accepted the request, but some participant had not left when we stopped looking."""
+    DRY_RUN = "dry_run"
+    """Every check passed and the conversation would have been ended; nothing was sent."""
+    REFUSED = "refused"
+    """The caller's guard refused the conversation as it is now."""
+
+
+@dataclass(frozen=True)
+class TeardownResult:
+    """The outcome of `end_conversation`, with a sentence for the card."""
+
+    outcome: TeardownOutcome
+    conversation_id: str
+    detail: str
+    context_id: str | None = None
+
+
+# A check of a live call the caller wants made before anything is offered or done to it: None
+# to go ahead, or the sentence saying why not (a protected number is on the call, say).
+Guard = Callable[[LiveCall], str | None]
 
 
 # -------------------------------------------------------------------- parsing
@@ -161,6 +260,8 @@ def _parse_party(raw: Any) -> CallParty:
         name=_text(raw.get("name")),
         numbers=frozenset(_own_numbers(raw)),
         connected_at=parse_moment(raw.get("connectedTime")),
+        started_at=parse_moment(raw.get("startTime")),
+        ended_at=parse_moment(raw.get("endTime")),
     )
 
 

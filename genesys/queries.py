@@ -23,6 +23,7 @@ from genesys.addresses import tel_uri
 from genesys.sdk import sdk
 
 DETAILS_PATH = "/api/v2/analytics/conversations/details/query"
+USERS_SEARCH_PATH = "/api/v2/users/search"
 CONVERSATION_ACTIVITY_PATH = "/api/v2/analytics/conversations/activity/query"
 FLOW_ACTIVITY_PATH = "/api/v2/analytics/flows/activity/query"
 
@@ -46,8 +47,16 @@ def number_forms(e164: str) -> tuple[str, str]:
     return tel_uri(e164), e164
 
 
-def details_query(number: str, interval: str, page_size: int, page_number: int) -> Any:
-    """The conversation-details query for not-ended voice calls with this ani or dnis."""
+def details_query(
+    interval: str,
+    page_size: int,
+    page_number: int,
+    *,
+    number: str | None = None,
+    user_id: str | None = None,
+) -> Any:
+    """The conversation-details query for not-ended voice calls with this ani or dnis (a
+    `number`), or in which this agent (`user_id`) has a segment."""
     not_ended = sdk.ConversationDetailQueryFilter()
     not_ended.type = "and"
     not_ended.predicates = [_predicate(sdk.ConversationDetailQueryPredicate, "conversationEnd")]
@@ -56,7 +65,7 @@ def details_query(number: str, interval: str, page_size: int, page_number: int) 
     voice.predicates = [_predicate(sdk.SegmentDetailQueryPredicate, "mediaType", "voice")]
     by_number = sdk.SegmentDetailQueryFilter()
     by_number.type = "or"
-    by_number.predicates = _number_predicates(sdk.SegmentDetailQueryPredicate, number)
+    by_number.predicates = _target_predicates(sdk.SegmentDetailQueryPredicate, number, user_id)
     paging = sdk.PagingSpec()
     paging.page_size = page_size
     paging.page_number = page_number
@@ -70,17 +79,38 @@ def details_query(number: str, interval: str, page_size: int, page_number: int) 
     return query
 
 
-def conversation_activity_query(number: str) -> Any:
-    """The real-time queue observation query for voice calls with this ani or dnis."""
-    return _activity_query("Conversation", CONVERSATION_ACTIVITY_METRICS, "queueId", number)
+def conversation_activity_query(number: str | None = None, user_id: str | None = None) -> Any:
+    """The real-time queue observation query for voice calls with this ani or dnis (a
+    `number`), or with this agent (`user_id`)."""
+    return _activity_query(
+        "Conversation", CONVERSATION_ACTIVITY_METRICS, "queueId", number, user_id
+    )
 
 
 def flow_activity_query(number: str) -> Any:
     """The real-time flow observation query for voice calls with this ani or dnis in a flow."""
-    return _activity_query("Flow", ("oFlow",), "flowId", number)
+    return _activity_query("Flow", ("oFlow",), "flowId", number, None)
 
 
-def _activity_query(kind: str, metric_names: tuple[str, ...], group_by: str, number: str) -> Any:
+def users_search(email: str) -> Any:
+    """The users search for the one user whose email is exactly `email`."""
+    criterion = sdk.UserSearchCriteria()
+    criterion.type = "EXACT"
+    criterion.fields = ["email"]
+    criterion.value = email
+    search = sdk.UserSearchRequest()
+    search.query = [criterion]
+    search.page_size = 2  # one is expected; two tells an ambiguous address apart
+    return search
+
+
+def _activity_query(
+    kind: str,
+    metric_names: tuple[str, ...],
+    group_by: str,
+    number: str | None,
+    user_id: str | None,
+) -> Any:
     """An activity query from the SDK's `{kind}ActivityQuery…` models (Conversation, Flow)."""
 
     def model(suffix: str = "") -> Any:
@@ -95,7 +125,7 @@ def _activity_query(kind: str, metric_names: tuple[str, ...], group_by: str, num
     predicate = getattr(sdk, f"{kind}ActivityQueryPredicate")
     by_number = model("Clause")
     by_number.type = "or"
-    by_number.predicates = _number_predicates(predicate, number)
+    by_number.predicates = _target_predicates(predicate, number, user_id)
     flt = model("Filter")
     flt.type = "and"
     flt.predicates = [_predicate(predicate, "mediaType", "voice")]
@@ -117,7 +147,12 @@ def ensure_known_values(serialised: Any) -> None:
         raise AssertionError("an analytics query uses a value this SDK does not know")
 
 
-def _number_predicates(model: Any, number: str) -> list[Any]:
+def _target_predicates(model: Any, number: str | None, user_id: str | None) -> list[Any]:
+    """The `or` clause that picks the target's calls: the number as ani or dnis, in both
+    forms, or the agent's user id."""
+    if user_id is not None:
+        return [_predicate(model, "userId", user_id)]
+    assert number is not None, "a query needs a number or a user id"
     return [
         _predicate(model, dimension, form)
         for dimension in ("ani", "dnis")
@@ -198,3 +233,15 @@ def _details_hit(conversation: Any) -> DetailsHit:
         queue_names=tuple(queues),
         direction=direction if isinstance(direction, str) else None,
     )
+
+
+def read_users(answer: Any) -> list[dict[str, Any]]:
+    """The users of a users search answer, each a JSON object with an `id`."""
+    if not isinstance(answer, dict):
+        raise ValueError("the users search answer is not a JSON object")
+    results = answer.get("results") or []
+    if not isinstance(results, list) or not all(
+        isinstance(u, dict) and isinstance(u.get("id"), str) for u in results
+    ):
+        raise ValueError("the users search answer's results are not users")
+    return results

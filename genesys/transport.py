@@ -8,6 +8,7 @@ included. This keeps the SDK's request and error handling and swaps only the poo
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import certifi
@@ -39,6 +40,11 @@ class BoundedHttpClient(DefaultHttpClient):  # type: ignore[misc]  # the SDK is 
             cert_reqs="CERT_REQUIRED",
             ca_certs=certifi.where(),
         )
+        self._local = threading.local()
+
+    def last_headers(self) -> dict[str, str]:
+        """The headers of this thread's last answer (the SDK hands out only the body)."""
+        return dict(getattr(self._local, "headers", {}))
 
     def request(self, http_request_options: Any) -> Any:
         """Send the request; refuse a 2xx answer whose body is not JSON.
@@ -47,6 +53,7 @@ class BoundedHttpClient(DefaultHttpClient):  # type: ignore[misc]  # the SDK is 
         or "the caller has gone".
         """
         response = super().request(http_request_options)
+        self._local.headers = {name.lower(): value for name, value in response.getheaders().items()}
         if response.data:
             try:
                 parsed = json.loads(response.data)

@@ -11,7 +11,11 @@ examples/ in the shared reference folder):
   waiting in, alerting from or talking through a queue) and
   ``POST /api/v2/analytics/flows/activity/query`` (callers in an IVR flow), with no lag;
 - ``GET /api/v2/conversations/calls/{conversationId}``;
-- ``PATCH /api/v2/conversations/calls/{conversationId}/participants/{participantId}``.
+- ``PATCH /api/v2/conversations/calls/{conversationId}/participants/{participantId}``;
+- ``POST /api/v2/conversations/{conversationId}/disconnect`` (the whole conversation, applied
+  ``teardown_delay`` seconds later, as Genesys applies it asynchronously);
+- ``POST /api/v2/users/search`` (an exact match on ``email``; every agent seeded by name is
+  a user, with the email ``first.last@example.com``).
 
 Tests seed live calls, script failures with ``inject``, hide calls from the OAuth client
 (``restrict_call``, a 403 as for a division its role does not cover) and read back what was
@@ -51,6 +55,8 @@ DIVISION_ID = "0edd806a-1a02-45f9-bc3a-32f430151b65"
 _ENDED_STATES = frozenset({"disconnected", "terminated"})
 _CALLER_PURPOSES = frozenset({"customer", "external"})
 _CALL_PATH = re.compile(r"^/api/v2/conversations/calls/([^/]+)$")
+_TEARDOWN_PATH = re.compile(r"^/api/v2/conversations/([^/]+)/disconnect$")
+_USERS_SEARCH_PATH = "/api/v2/users/search"
 _PARTICIPANT_PATH = re.compile(r"^/api/v2/conversations/calls/([^/]+)/participants/([^/]+)$")
 _ANALYTICS_PATH = "/api/v2/analytics/conversations/details/query"
 _CONVERSATION_ACTIVITY_PATH = "/api/v2/analytics/conversations/activity/query"
@@ -211,6 +217,12 @@ def _new_id() -> str:
 
 def _ref(kind: str, entity_id: str) -> dict[str, str]:
     return {"id": entity_id, "selfUri": f"/api/v2/{kind}/{entity_id}"}
+
+
+def _user_record(name: str, user_id: str) -> dict[str, str]:
+    """A user as the users search answers it; the email is made from the name."""
+    email = ".".join(name.lower().split()) + "@example.com"
+    return {"id": user_id, "name": name, "email": email, "state": "active"}
 
 
 def _is_live(participant: dict[str, Any]) -> bool:
@@ -421,6 +433,8 @@ class FakeGenesys:
     index_delay: float = 0.0  # seconds before a new call is listed by the details query
     number_form: str = "tel"  # how analytics records numbers: "tel" (tel:+1…) or "bare" (+1…)
     not_found_code: str = "not.found"  # Genesys' code on a 404 for an unknown call
+    teardown_delay: float = 0.0  # seconds before a conversation disconnect takes effect
+    ignore_teardowns: bool = False  # the disconnect answers 202 but nobody ever leaves
 
     def __init__(
         self,
@@ -660,8 +674,19 @@ class FakeGenesys:
             legs = self._call(conversation_id).participants
             return str([p for p in legs if p.get("purpose") == purpose][index]["id"])
 
-    def hang_up(self, conversation_id: str, participant_id: str | None = None) -> None:
-        """The caller (every customer/external leg, or just participant_id) hangs up."""
+    def hang_up(
+        self,
+        conversation_id: str,
+        participant_id: str | None = None,
+        *,
+        leave_stuck: bool = False,
+        seconds_ago: float = 0.0,
+    ) -> None:
+        """The caller (every customer/external leg, or just participant_id) hangs up.
+
+        Normally the call then ends for everyone. With ``leave_stuck`` the other legs stay
+        connected, as in a stuck ("ghost") interaction; ``seconds_ago`` backdates the hang-up.
+        """
         with self._lock:
             call = self._call(conversation_id)
             for leg in call.participants:
@@ -672,7 +697,10 @@ class FakeGenesys:
                 )
                 if chosen and _is_live(leg):
                     self._drop(leg, "endpoint")
-            self._settle(call)
+                    if seconds_ago:
+                        leg["endTime"] = _iso(time.time() - seconds_ago)
+            if not leave_stuck:
+                self._settle(call)
 
     def end_call(self, conversation_id: str) -> None:
         """End the whole call: every leg disconnected or terminated."""
@@ -838,6 +866,10 @@ class FakeGenesys:
             return self._activity_query(request, flows=True)
         if (match := _CALL_PATH.match(path)) and method == "GET":
             return self._get_call(match.group(1))
+        if (match := _TEARDOWN_PATH.match(path)) and method == "POST":
+            return self._teardown(match.group(1))
+        if path == _USERS_SEARCH_PATH and method == "POST":
+            return self._users_search(request.body)
         if (match := _PARTICIPANT_PATH.match(path)) and method == "PATCH":
             return self._patch_participant(match.group(1), match.group(2), request.body)
         return _error(404)
@@ -1097,6 +1129,51 @@ class FakeGenesys:
             **extra,
         }
 
+    def _teardown(self, conversation_id: str) -> _Reply:
+        if DISCONNECT_PERMISSION in self._denied:
+            return _missing_permission(DISCONNECT_PERMISSION)
+        call = self._calls.get(conversation_id)
+        if call is None:
+            return self._not_found()
+        if call.restricted is not None:
+            return _error(403, call.restricted.get("code"), call.restricted.get("message"))
+        if not self.ignore_teardowns:
+            if self.teardown_delay > 0:
+                timer = threading.Timer(self.teardown_delay, self._end_later, (conversation_id,))
+                timer.daemon = True
+                self._timers.append(timer)
+                timer.start()
+            else:
+                self._end(call, "system")
+        return _Reply(202)
+
+    def _end_later(self, conversation_id: str) -> None:
+        with self._lock:
+            call = self._calls.get(conversation_id)
+            if call is not None:
+                self._end(call, "system")
+
+    def _users_search(self, body: Any) -> _Reply:
+        criteria = body.get("query") if isinstance(body, dict) else None
+        if not isinstance(criteria, list) or not criteria:
+            return _error(400, message="A users search needs a query.")
+        # Runs with the lock held (every route does).
+        users = [_user_record(name, user_id) for name, user_id in self._user_ids.items()]
+        for criterion in criteria:
+            if not isinstance(criterion, dict) or criterion.get("type") != "EXACT":
+                return _error(400, message="This simulator supports EXACT criteria only.")
+            fields, value = criterion.get("fields") or [], criterion.get("value")
+            users = [u for u in users if any(u.get(f) == value for f in fields)]
+        size = body.get("pageSize") or 25
+        answer = {
+            "total": len(users),
+            "pageCount": 1,
+            "pageSize": size,
+            "pageNumber": 1,
+            "results": users[:size],
+        }
+        return _Reply(200, answer)
+
     def _not_found(self) -> _Reply:
         if self.not_found_code == "not.found":
             return _error(404)
@@ -1183,11 +1260,11 @@ class FakeGenesys:
             self._end(call)
 
     @staticmethod
-    def _end(call: _Call) -> None:
+    def _end(call: _Call, disconnect_type: str = "peer") -> None:
         for leg in call.participants:
             if _is_live(leg):
                 talking = leg.get("purpose") in {"agent", "user", *_CALLER_PURPOSES}
-                FakeGenesys._drop(leg, "peer", "disconnected" if talking else "terminated")
+                FakeGenesys._drop(leg, disconnect_type, "disconnected" if talking else "terminated")
 
     # --- seeding helpers ---------------------------------------------------------------------
 
@@ -1198,6 +1275,11 @@ class FakeGenesys:
     def _user_id(self, agent_name: str) -> str:
         with self._lock:
             return self._user_ids.setdefault(agent_name, _new_id())
+
+    def user(self, agent_name: str) -> dict[str, str]:
+        """The Genesys user behind an agent's name (seeded with any call of theirs):
+        ``{"id", "name", "email", "state"}``."""
+        return _user_record(agent_name, self._user_id(agent_name))
 
     @staticmethod
     def _agent_address() -> str:
