@@ -27,6 +27,11 @@ USAGE = (
     "*Usage:* `/drop-caller <phone number>`, for example `/drop-caller +1 555 123 4567`.\n"
     "Finds the live Genesys Cloud call with that caller and posts a card here; a supervisor "
     "then confirms with *Disconnect caller*. National numbers are read in the default region.\n"
+    # Escaped: Slack shows &lt; as <, and a bare < in a reply is never sent.
+    "`/drop-caller &lt;conversation id or interaction URL&gt;` acts on that conversation: its "
+    "caller, or, if it is stuck (the caller gone, an agent still on it), the whole "
+    "conversation.\n"
+    "`/drop-caller agent &lt;email&gt;` lists that agent's live calls.\n"
     "`/drop-caller status` shows whether the bot, its database and Genesys are reachable."
 )
 

@@ -38,8 +38,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ANALYTICS_PERMISSION = "analytics:conversationDetail:view"
-# Shown as the agent of a call found only in real time whose agent leg carries no name.
+# Shown as the agent of a call whose agent leg carries no name: found only in real time (not
+# yet in the index, which names agents), or read directly by its id.
 UNNAMED_AGENT = "an agent (not yet in Genesys' index)"
+UNNAMED_AGENT_READ = "an agent (the live call does not name them)"
 # The largest page the activity queries allow; a number is on a handful of calls at most.
 ACTIVITY_PAGE_SIZE = 100
 
@@ -72,7 +74,7 @@ class CallFinder:
         refusal = guard(live) if guard is not None else None
         if refusal is not None:
             return CallLookup((), refused=(refusal,), realtime=True)
-        return CallLookup(tuple(_matches(live, None, None)), realtime=True)
+        return CallLookup(tuple(_matches(live, None, None, read=True)), realtime=True)
 
     def agent(self, email: str) -> Agent | None:
         """The Genesys user whose email is exactly `email`, or None."""
@@ -272,7 +274,9 @@ class CallFinder:
             return error
 
 
-def _matches(live: LiveCall, number: str | None, hit: queries.DetailsHit | None) -> list[CallMatch]:
+def _matches(
+    live: LiveCall, number: str | None, hit: queries.DetailsHit | None, *, read: bool = False
+) -> list[CallMatch]:
     """The card's entries for one confirmed call.
 
     By number: one per live outside party carrying it. Otherwise (an agent, a conversation):
@@ -288,7 +292,7 @@ def _matches(live: LiveCall, number: str | None, hit: queries.DetailsHit | None)
     else:
         agent_list = live.names("agent", "user", live_only=True)
         if not agent_list and live.has_live("agent", "user"):
-            agent_list = [UNNAMED_AGENT]
+            agent_list = [UNNAMED_AGENT_READ if read else UNNAMED_AGENT]
         queue_list = live.names("acd")
         queue_list += [f"IVR {name}" for name in live.names("ivr", live_only=True)]
         agents, queues, direction = tuple(agent_list), tuple(queue_list), None

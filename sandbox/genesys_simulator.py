@@ -707,6 +707,13 @@ class FakeGenesys:
         with self._lock:
             self._end(self._call(conversation_id))
 
+    def add_external_party(self, conversation_id: str, number: str) -> str:
+        """An agent brings an external party onto the call (connected now); its id."""
+        leg = self._external_leg(number, time.time())
+        with self._lock:
+            self._call(conversation_id).participants.append(leg)
+        return str(leg["id"])
+
     def restrict_call(self, conversation_id: str, body: dict[str, Any] | None = None) -> None:
         """The OAuth client may no longer read this call: GET answers 403, as for a call in a
         division its role does not cover. `body`: Genesys' error body (default: the generic

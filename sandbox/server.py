@@ -89,6 +89,7 @@ INBOUND_NUMBER = "+15551234567"
 OUTBOUND_NUMBER = "+15557654321"
 CONFERENCE_NUMBERS = ("+15550001111", "+15550002222")
 TWICE_NUMBER = "+15553334444"
+STUCK_NUMBER = "+15558887777"
 
 
 class SandboxError(ValueError):
@@ -228,7 +229,7 @@ class Sandbox:
             signing_secret=SIGNING_SECRET,
             supervisors=",".join(user.id for user in USERS if user.supervisor),
             database_url=f"sqlite:///{Path(self._dir) / 'drop_caller.db'}",
-        )
+        ) | {"DROP_CALLER_ALLOW_TEARDOWN": "true"}
 
     def stop(self) -> None:
         """Stop everything and remove the temporary database."""
@@ -264,6 +265,9 @@ class Sandbox:
         self.add_call("conference", list(CONFERENCE_NUMBERS), agent="Priya Agent", queue="Sales")
         self.add_call("inbound", [TWICE_NUMBER], agent="Lee Agent", queue="Support")
         self.add_call("outbound", [TWICE_NUMBER], agent="Kim Agent", queue="Support")
+        # A stuck ("ghost") interaction: the caller left half an hour ago, the agent did not.
+        stuck = self.add_call("inbound", [STUCK_NUMBER], agent="Ari Agent", queue="Support")
+        self.genesys.hang_up(stuck, leave_stuck=True, seconds_ago=1800)
 
     def add_call(
         self, kind: str, numbers: list[str], *, agent: str, queue: str | None = None
@@ -298,12 +302,15 @@ class Sandbox:
             )
         return call_id
 
-    def hang_up(self, call_id: str, participant_id: str | None = None) -> None:
-        """The caller (or one external party) hangs up."""
+    def hang_up(
+        self, call_id: str, participant_id: str | None = None, *, leave_stuck: bool = False
+    ) -> None:
+        """The caller (or one external party) hangs up; with `leave_stuck`, the agent's leg
+        stays connected, as in a stuck interaction."""
         if not any(call.id == call_id for call in self._snapshot_calls()):
             raise SandboxError(f"No simulated call {call_id!r}.")
         try:
-            self.genesys.hang_up(call_id, participant_id)
+            self.genesys.hang_up(call_id, participant_id, leave_stuck=leave_stuck)
         except KeyError as exc:
             raise SandboxError(str(exc)) from None
 
@@ -337,6 +344,8 @@ class Sandbox:
                     "kind": call.kind,
                     "queue": call.queue,
                     "live": live,
+                    # The callers have gone but another leg (the agent's) is still on it.
+                    "stuck": not live and any(p["live"] for p in parties),
                     "started": call.created,
                     "parties": parties,
                 }
@@ -533,7 +542,11 @@ class Sandbox:
             return {"id": self.add_call(kind, numbers, agent=agent, queue=queue)}
         if path == "/api/hangup":
             participant = body.get("participant_id")
-            self.hang_up(_text(body, "call_id"), str(participant) if participant else None)
+            self.hang_up(
+                _text(body, "call_id"),
+                str(participant) if participant else None,
+                leave_stuck=body.get("leave_stuck") is True,
+            )
             return {"ok": True}
         raise SandboxError(f"No such action: {path}.")
 

@@ -17,8 +17,8 @@ from bot.cards import (
     confirmation_card,
     outcome_card,
 )
-from bot.domain import DropRequest, Outcome, RequestState
-from genesys.models import CallMatch
+from bot.domain import DropRequest, Outcome, RequestState, TargetKind
+from genesys.models import CallMatch, StillConnected, Stuck
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 NUMBER = "+15551234567"
@@ -347,3 +347,84 @@ def test_mentions_use_slack_user_id_syntax() -> None:
     text, blocks = confirmation_card(PENDING, NOW)
     shown = _all_mrkdwn(text, blocks)
     assert re.findall(r"<[^>]*>", shown) == [f"<@{REQUESTER}>"]
+
+
+STUCK_CALL = replace(
+    CALL,
+    participant_id="",
+    number="",
+    purpose="conversation",
+    participant_name=None,
+    connected_at=NOW - timedelta(hours=3),
+    stuck=Stuck(
+        connected=(
+            StillConnected("agent", HOSTILE, NOW - timedelta(hours=2, minutes=59)),
+            StillConnected("acd", None, NOW - timedelta(hours=3)),
+        ),
+        caller_left_at=NOW - timedelta(hours=2),
+        opened_at=NOW - timedelta(hours=3),
+    ),
+)
+STUCK = replace(
+    PENDING,
+    number="",
+    candidates=(STUCK_CALL,),
+    target_kind=TargetKind.CONVERSATION,
+    target=STUCK_CALL.conversation_id,
+)
+
+
+@pytest.mark.parametrize("allow_teardown", [True, False])
+def test_a_stuck_conversation_card_says_who_is_left_and_offers_teardown_only_when_on(
+    allow_teardown: bool,
+) -> None:
+    """The stuck card names who is still connected (escaped), since when, when the caller
+    left and how long it has been open; End whole conversation only with teardown on, whose
+    confirm dialog names everyone who will be disconnected; otherwise it says why not."""
+    text, blocks = confirmation_card(STUCK, NOW, allow_teardown=allow_teardown)
+    shown = _all_mrkdwn(text, blocks)
+
+    assert "which is stuck" in shown
+    assert "left at 10:00:00 UTC" in shown
+    assert "3 h 00 min" in shown
+    assert "&lt;!channel&gt;" in shown
+    # mrkdwn escapes it; plain_text (the confirm dialog) shows text as it is, pinging nobody.
+    assert "<!channel>" not in shown
+    actions = [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    if allow_teardown:
+        assert actions == ["drop_caller_end_0", "drop_caller_cancel"]
+        confirm = blocks_button(blocks, "drop_caller_end_0")["confirm"]["text"]["text"]
+        assert "agents included" in confirm
+        assert "queue (queue)" in confirm
+        assert len(confirm) <= 300
+        assert "a supervisor other than" in shown
+    else:
+        assert actions == ["drop_caller_cancel"]
+        assert "DROP_CALLER_ALLOW_TEARDOWN=true" in shown
+
+
+def test_a_teardown_outcome_card_says_the_conversation_ended() -> None:
+    """After End whole conversation, the card says so, with who approved it."""
+    done = replace(
+        STUCK,
+        state=RequestState.DONE,
+        decided_by=DECIDER,
+        decided_at=NOW,
+        chosen_position=0,
+        outcome=Outcome.ENDED,
+        outcome_detail="Every participant has left the conversation.",
+    )
+    text, blocks = outcome_card(done, NOW)
+    shown = _all_mrkdwn(text, blocks)
+    assert f"Conversation ended, approved by <@{DECIDER}>" in shown
+    assert not any(b["type"] == "actions" for b in blocks)
+
+
+def blocks_button(blocks: list[dict[str, Any]], action_id: str) -> dict[str, Any]:
+    return next(
+        e
+        for b in blocks
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == action_id
+    )

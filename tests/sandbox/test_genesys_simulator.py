@@ -434,3 +434,39 @@ def test_restricted_and_forgotten_calls(fake: FakeGenesys) -> None:
     fake.remove_call(cid)
     status, _, body = call(fake, "GET", f"/api/v2/conversations/calls/{cid}", token=tok)
     assert (status, body["code"]) == (404, "conversation.error.conversation.not.found")
+
+
+def test_users_search_finds_an_agent_by_exact_email(fake: FakeGenesys) -> None:
+    """Every agent seeded by name is a user; the search matches the email exactly."""
+    tok = token(fake)
+    fake.add_inbound_call(NUMBER, agent_name="Jane Agent")
+    search = {"query": [{"type": "EXACT", "fields": ["email"], "value": "jane.agent@example.com"}]}
+
+    status, _, answer = call(fake, "POST", "/api/v2/users/search", search, token=tok)
+
+    assert status == 200
+    assert answer["total"] == 1
+    assert answer["results"][0] == fake.user("Jane Agent")
+    search["query"][0]["value"] = "jane@example.com"
+    assert call(fake, "POST", "/api/v2/users/search", search, token=tok)[2]["total"] == 0
+
+
+def test_a_stuck_call_and_its_teardown(fake: FakeGenesys) -> None:
+    """The caller leaves and the agent stays (stuck); the conversation disconnect ends every
+    leg, after `teardown_delay`."""
+    tok = token(fake)
+    cid = fake.add_inbound_call(NUMBER)
+    fake.hang_up(cid, leave_stuck=True)
+    assert states(fake, cid)["customer"] == "disconnected"
+    assert states(fake, cid)["agent"] == "connected"
+    fake.teardown_delay = 0.2
+
+    status, headers, body = call(fake, "POST", f"/api/v2/conversations/{cid}/disconnect", token=tok)
+
+    assert (status, body) == (202, None)
+    assert headers["inin-correlation-id"]
+    assert states(fake, cid)["agent"] == "connected"
+    time.sleep(0.4)
+    assert "connected" not in states(fake, cid).values()
+    fake.deny_permission(DISCONNECT_PERMISSION)
+    assert call(fake, "POST", f"/api/v2/conversations/{cid}/disconnect", token=tok)[0] == 403

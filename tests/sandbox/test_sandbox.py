@@ -118,7 +118,10 @@ def test_the_page_is_served_with_its_banner(sandbox: Sandbox) -> None:
     assert state["banner"] == BANNER
     assert [u["supervisor"] for u in state["users"]] == [True, True, False]
     kinds = sorted(c["kind"] for c in state["calls"])
-    assert kinds == ["conference", "inbound", "inbound", "outbound", "outbound"]
+    assert kinds == ["conference", "inbound", "inbound", "inbound", "outbound", "outbound"]
+    # One seeded interaction is stuck: its caller left, its agent did not.
+    [stuck] = [c for c in state["calls"] if c["stuck"]]
+    assert not stuck["live"]
     conference = _call(sandbox, CONFERENCE_NUMBERS[0])
     assert {p["number"] for p in conference["parties"] if p["number"]} == set(CONFERENCE_NUMBERS)
 
@@ -244,6 +247,32 @@ def test_a_call_just_added_is_found_before_the_index_lists_it(sandbox: Sandbox) 
     index_answers = sandbox.genesys.requests_to("POST", "/details/query")
     assert index_answers, "the conversation index was asked too"
     assert sandbox.genesys.index_delay >= 3.0
+
+
+def test_a_visitor_can_make_a_stuck_interaction_and_clear_it(sandbox: Sandbox) -> None:
+    """A caller who leaves while the agent stays makes a stuck interaction; its id in the
+    command gets the stuck card, whose End whole conversation (teardown is on in the sandbox)
+    a second supervisor approves."""
+    _post(sandbox, "/api/calls", {"kind": "inbound", "numbers": ["+15550107777"], "agent": "Bo"})
+    call = _call(sandbox, "+15550107777")
+    caller = next(p for p in call["parties"] if p["purpose"] == "customer")
+    status, _ = _post(
+        sandbox,
+        "/api/hangup",
+        {"call_id": call["id"], "participant_id": caller["id"], "leave_stuck": True},
+    )
+    assert status == 200
+    assert _call(sandbox, "+15550107777")["stuck"] is True
+
+    _post(sandbox, "/api/command", {"user": MARIA, "text": f"/drop-caller {call['id']}"})
+    card = _wait_for_card(sandbox, "which is stuck")
+    end = next(b for b in _buttons(card) if b["action_id"] == "drop_caller_end_0")
+    status, _ = _post(
+        sandbox, "/api/click", {"user": SAM, "ts": card["ts"], "action_id": end["action_id"]}
+    )
+    assert status == 200
+    _wait_for_card(sandbox, "Conversation ended")
+    assert _call(sandbox, "+15550107777")["stuck"] is False
 
 
 @pytest.mark.parametrize(
