@@ -633,7 +633,7 @@ def test_database_down_gives_a_clear_answer_and_503_health(
         assert caught.value.code == 503
         assert json.loads(caught.value.read())["store"] == "unavailable"
 
-        with caplog.at_level(logging.ERROR, logger="bot.commands"):
+        with caplog.at_level(logging.ERROR, logger="bot.lookup"):
             bot.command("+15559876543")
             slack.wait_for(
                 lambda: any("No active call" in t for t in bot.ephemeral_texts()), timeout=10
