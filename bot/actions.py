@@ -15,7 +15,13 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.authorisation import home_team_id
-from bot.cards import CANCEL_ACTION, DISCONNECT_ACTION_PREFIX, END_ACTION_PREFIX
+from bot.cards import (
+    BLOCK_ACTION_PREFIX,
+    CANCEL_ACTION,
+    DISCONNECT_ACTION_PREFIX,
+    END_ACTION_PREFIX,
+    UNBLOCK_ACTION,
+)
 from bot.drops import Click
 from bot.replies import BUSY, INTERNAL_ERROR
 from bot.services import Services
@@ -24,6 +30,7 @@ from bot.services import Services
 # nothing after (\Z, not $, which would also match before a trailing newline).
 DISCONNECT_ACTION = re.compile(rf"^{DISCONNECT_ACTION_PREFIX}(0|[1-9][0-9]?)\Z", re.ASCII)
 END_ACTION = re.compile(rf"^{END_ACTION_PREFIX}(0|[1-9][0-9]?)\Z", re.ASCII)
+BLOCK_ACTION = re.compile(rf"^{BLOCK_ACTION_PREFIX}(0|[1-9][0-9]?)\Z", re.ASCII)
 
 
 def register(app: App, services: Services) -> None:
@@ -43,9 +50,12 @@ def register(app: App, services: Services) -> None:
         click = parse_click(body, action, respond, context)
         _queue(lambda: services.drops.cancel(click), click, services)
 
-    # Both approve: the workflow does what the chosen call needs (drop, or end it whole).
+    # Each approves: the workflow does what the request and the chosen call need (drop, drop
+    # and block, end a stuck conversation whole, unblock).
     app.action(DISCONNECT_ACTION)(disconnect_clicked)
     app.action(END_ACTION)(disconnect_clicked)
+    app.action(BLOCK_ACTION)(disconnect_clicked)
+    app.action(UNBLOCK_ACTION)(disconnect_clicked)
     app.action(CANCEL_ACTION)(cancel_clicked)
 
 
@@ -54,7 +64,8 @@ def parse_click(
 ) -> Click:
     """The click as the workflow reads it; what is missing or misshapen reads as empty."""
     action_id = str(action.get("action_id", ""))
-    matched = DISCONNECT_ACTION.match(action_id) or END_ACTION.match(action_id)
+    blocked = BLOCK_ACTION.match(action_id)
+    matched = DISCONNECT_ACTION.match(action_id) or END_ACTION.match(action_id) or blocked
     value = action.get("value")
     return Click(
         user_id=_field(body, "user", "id"),
@@ -63,7 +74,8 @@ def parse_click(
         home_team_id=home_team_id(context),
         request_id=value if isinstance(value, str) else "",
         respond=respond,
-        position=int(matched.group(1)) if matched else -1,
+        position=int(matched.group(1)) if matched else 0 if action_id == UNBLOCK_ACTION else -1,
+        block=blocked is not None,
     )
 
 

@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 
 from bot import actions, commands
 from bot.authorisation import Authoriser
+from bot.blocking import BlockList
 from bot.calls import CallDirectory
 from bot.drops import DropWorkflow
 from bot.health import Health
@@ -79,7 +80,9 @@ class Bot:
             self.realtime_checked.set()
 
     def _check_realtime_sources(self) -> None:
-        """Ask Genesys' real-time sources once, so the log names a missing permission now."""
+        """Ask Genesys' real-time sources once, and read the block-list table's schema, so the
+        log names a missing permission or an unsuitable table now."""
+        self.services.blocklist.check()
         try:
             statuses = self.services.calls.check_realtime_sources()
         except GenesysError as exc:
@@ -169,6 +172,17 @@ def create_bot(
         two_person=settings.two_person,
         dry_run=settings.dry_run,
         allow_teardown=settings.allow_teardown,
+        require_reason=settings.require_reason,
+        write_back=settings.write_back,
+    )
+    blocklist = BlockList(
+        table_id=settings.blocklist_table,
+        key_format=settings.blocklist_key_format,
+        days=settings.block_days,
+        tables=calls.data_tables if settings.blocklist_table else None,
+        store=store,
+        policy=policy,
+        now=now,
     )
     drops = DropWorkflow(
         store=store,
@@ -176,6 +190,7 @@ def create_bot(
         publisher=publisher,
         authoriser=authoriser,
         policy=policy,
+        blocklist=blocklist,
         now=now,
     )
     services = Services(
@@ -185,8 +200,9 @@ def create_bot(
         policy=policy,
         publisher=publisher,
         work=work,
-        health=Health(store=store, calls=calls, work=work, now=now),
+        health=Health(store=store, calls=calls, work=work, blocklist=blocklist, now=now),
         drops=drops,
+        blocklist=blocklist,
         request_ttl=settings.request_ttl,
         now=now,
     )

@@ -22,6 +22,7 @@ COLUMNS = (
     "requester_id",
     "channel_id",
     "number",
+    "reason",
     "conversation_id",
     "participant_id",
     "outcome",
@@ -63,6 +64,7 @@ def audit_records(
                 "requester_id": request.requester_id if request else event.actor_id,
                 "channel_id": request.channel_id if request else detail.get("channel_id"),
                 "number": request.number if request else detail.get("number"),
+                "reason": request.reason if request else detail.get("reason"),
                 "conversation_id": detail.get("conversation_id")
                 or (decided.conversation_id if decided else None),
                 "participant_id": detail.get("participant_id")

@@ -7,10 +7,42 @@ hand the bot anything that does the same).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from genesys.models import Agent, CallLookup, DisconnectResult, Guard, LiveCall, TeardownResult
+from genesys.models import (
+    Agent,
+    CallLookup,
+    DisconnectResult,
+    Guard,
+    LiveCall,
+    TableSchema,
+    TeardownResult,
+)
 from genesys.realtime import SourceStatus
+
+
+class DataTables(Protocol):
+    """Architect data tables (`genesys.datatables.DataTables`): the block list."""
+
+    def schema(self, table_id: str) -> TableSchema:
+        """The table's columns."""
+        ...
+
+    def row(self, table_id: str, key: str) -> dict[str, Any] | None:
+        """The row with this key, or None."""
+        ...
+
+    def add_row(self, table_id: str, row: dict[str, Any]) -> None:
+        """Add a row."""
+        ...
+
+    def update_row(self, table_id: str, key: str, row: dict[str, Any]) -> None:
+        """Replace the row with this key."""
+        ...
+
+    def delete_row(self, table_id: str, key: str) -> bool:
+        """Delete the row with this key; False if it was already gone."""
+        ...
 
 
 class CallDirectory(Protocol):
@@ -42,12 +74,18 @@ class CallDirectory(Protocol):
         *,
         dry_run: bool = False,
         guard: Guard | None = None,
+        note: dict[str, str] | None = None,
     ) -> DisconnectResult:
         """Disconnect one participant after re-checking it (only check, with `dry_run`)."""
         ...
 
     def end_conversation(
-        self, conversation_id: str, *, dry_run: bool = False, guard: Guard | None = None
+        self,
+        conversation_id: str,
+        *,
+        dry_run: bool = False,
+        guard: Guard | None = None,
+        note: dict[str, str] | None = None,
     ) -> TeardownResult:
         """End a whole stuck conversation after re-checking it is still stuck."""
         ...
@@ -62,6 +100,11 @@ class CallDirectory(Protocol):
 
     def realtime_statuses(self) -> list[SourceStatus]:
         """How each real-time lookup source fared when last asked."""
+        ...
+
+    @property
+    def data_tables(self) -> DataTables:
+        """The org's Architect data tables."""
         ...
 
     @property

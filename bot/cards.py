@@ -18,6 +18,8 @@ Block = dict[str, Any]
 
 DISCONNECT_ACTION_PREFIX = "drop_caller_disconnect_"
 END_ACTION_PREFIX = "drop_caller_end_"
+BLOCK_ACTION_PREFIX = "drop_caller_block_"
+UNBLOCK_ACTION = "drop_caller_unblock"
 TEARDOWN_OFF = (
     "Ending a whole conversation is turned off, so a stuck conversation can only be looked "
     "at here. An admin turns it on with DROP_CALLER_ALLOW_TEARDOWN=true."
@@ -68,13 +70,21 @@ def subject(request: DropRequest) -> str:
         return f"conversation `{escape(request.target or '')}`"
     if request.target_kind == TargetKind.AGENT:
         return f"a caller of agent *{escape(request.target or '')}*"
+    if request.target_kind == TargetKind.UNBLOCK:
+        return f"*{escape(display_number(request.number))}* off the block list"
     return f"*{escape(display_number(request.number))}*"
 
 
 def confirmation_card(
-    request: DropRequest, now: datetime, *, two_person: bool = False, allow_teardown: bool = False
+    request: DropRequest,
+    now: datetime,
+    *,
+    two_person: bool = False,
+    allow_teardown: bool = False,
+    block_for: str | None = None,
 ) -> tuple[str, list[Block]]:
-    """The card that asks a supervisor to confirm: a Disconnect button per caller found, and an
+    """The card that asks a supervisor to confirm: a Disconnect button per caller found (and a
+    Disconnect and block one when the block list is on: `block_for` says for how long), and an
     End whole conversation button per stuck conversation (when teardown is on)."""
     several = len(request.candidates) > 1
     about = subject(request)
@@ -89,6 +99,8 @@ def confirmation_card(
     if request.dry_run:
         intro = f":test_tube: *Dry run*: nothing will really be disconnected.\n{intro}"
     blocks: list[Block] = [_section(intro)]
+    if request.reason:
+        blocks.append(_reason(request.reason))
     buttons: list[Block] = []
     stuck_without_button = False
     for position, match in enumerate(request.candidates):
@@ -96,6 +108,8 @@ def confirmation_card(
         if match.stuck is None:
             blocks.append(_call_details(match, now, label))
             buttons.append(_disconnect_button(request, match, position, several))
+            if block_for is not None and match.number:
+                buttons.append(_block_button(request, match, position, several, block_for))
             continue
         blocks.append(_stuck_details(match, now, label))
         if allow_teardown:
@@ -136,6 +150,8 @@ def progress_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]
     """The card while the disconnect runs: no buttons, so nobody clicks twice."""
     chosen = request.chosen
     doing = "Ending the conversation" if chosen and chosen.stuck else "Disconnecting"
+    if request.target_kind == TargetKind.UNBLOCK:
+        doing = "Unblocking"
     return _closed_card(
         request,
         now,
@@ -157,6 +173,8 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
             f":warning: End of the conversation requested, not yet confirmed. {detail} ({approved})"
         ),
         Outcome.REFUSED: f":no_entry: Nothing was done: {detail} ({approved})",
+        Outcome.UNBLOCKED: f":unlock: Unblocked, {approved}. {detail}",
+        Outcome.NOT_BLOCKED: f":information_source: Nothing to unblock: {detail} ({approved})",
     }
     chosen = request.chosen
     if request.outcome in teardown and state in (RequestState.DONE, RequestState.FAILED):
@@ -216,18 +234,21 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
 
 def _closed_card(request: DropRequest, now: datetime, headline: str) -> tuple[str, list[Block]]:
     about = subject(request)
+    verb = "take" if request.target_kind == TargetKind.UNBLOCK else "drop"
     blocks: list[Block] = [
-        _section(f"<@{request.requester_id}> asked to drop {about}."),
+        _section(f"<@{request.requester_id}> asked to {verb} {about}."),
     ]
     chosen = request.chosen
     shown = [chosen] if chosen is not None else list(request.candidates)
+    if request.reason:
+        blocks.append(_reason(request.reason))
     blocks.extend(
         _stuck_details(match, now, None) if match.stuck else _call_details(match, now, None)
         for match in shown
     )
     blocks.append(_section(headline))
     blocks.append(_context(f"Request `{request.id}`"))
-    return f"Drop {_plain(about)}: {_plain(headline)}", blocks
+    return f"{verb.capitalize()} {_plain(about)}: {_plain(headline)}", blocks
 
 
 def _chosen_number(request: DropRequest) -> str:
@@ -341,6 +362,81 @@ def _disconnect_button(
     }
 
 
+def block_action_id(position: int) -> str:
+    """The action id of the Disconnect and block button for the candidate at `position`."""
+    return f"{BLOCK_ACTION_PREFIX}{position}"
+
+
+def _block_button(
+    request: DropRequest, match: CallMatch, position: int, several: bool, block_for: str
+) -> Block:
+    number = display_number(match.number)
+    label = f"Disconnect and block call {position + 1}" if several else "Disconnect and block"
+    return {
+        "type": "button",
+        "action_id": block_action_id(position),
+        "text": {"type": "plain_text", "text": label},
+        "style": "danger",
+        "value": request.id,
+        "confirm": {
+            "title": {"type": "plain_text", "text": "Disconnect and block?"},
+            "text": {
+                "type": "plain_text",
+                "text": _truncate(
+                    f"{number} will be disconnected, then blocked {block_for}: the contact "
+                    "center's inbound flow will refuse its calls. This cannot be undone "
+                    "(unblocking takes another request).",
+                    300,
+                ),
+            },
+            "confirm": {"type": "plain_text", "text": "Disconnect and block"},
+            "deny": {"type": "plain_text", "text": "Keep the call"},
+            "style": "danger",
+        },
+    }
+
+
+def unblock_card(
+    request: DropRequest, now: datetime, *, two_person: bool = False
+) -> tuple[str, list[Block]]:
+    """The card that asks a supervisor to take a number off the block list."""
+    number = escape(display_number(request.number))
+    blocks: list[Block] = [
+        _section(f":unlock: <@{request.requester_id}> asked to unblock *{number}*.")
+    ]
+    if request.reason:
+        blocks.append(_reason(request.reason))
+    buttons: list[Block] = [
+        {
+            "type": "button",
+            "action_id": UNBLOCK_ACTION,
+            "text": {"type": "plain_text", "text": "Unblock"},
+            "style": "primary",
+            "value": request.id,
+        },
+        {
+            "type": "button",
+            "action_id": CANCEL_ACTION,
+            "text": {"type": "plain_text", "text": "Cancel"},
+            "value": request.id,
+        },
+    ]
+    blocks.append({"type": "actions", "block_id": f"drop_{request.id}", "elements": buttons})
+    who = (
+        f"Awaits a second supervisor: <@{request.requester_id}> cannot approve their own request."
+        if two_person
+        else "Only supervisors can confirm."
+    )
+    blocks.append(
+        _context(f"{who} Expires {_clock(request.expires_at)} UTC. Request `{request.id}`")
+    )
+    return f"Unblock {_plain(number)}? Awaiting confirmation.", blocks
+
+
+def _reason(reason: str) -> Block:
+    return _context(f"*Reason:* {escape(_truncate(reason, 200))}")
+
+
 def _connected_for(connected_at: datetime | None, now: datetime) -> str:
     if connected_at is None:
         return "not connected yet"
@@ -390,7 +486,9 @@ def audit_line(request: DropRequest) -> str:
     }.get(request.state, escape(request.outcome or request.state.value).replace("_", " "))
     decided = f" by <@{request.decided_by}>" if request.decided_by else ""
     dry = " (dry run)" if request.dry_run else ""
+    why = f" Reason: {escape(_truncate(request.reason, 200))}." if request.reason else ""
     return (
         f"`{when} UTC` {number}{call}: *{outcome}*{decided}{dry}. "
-        f"Asked by <@{request.requester_id}> in <#{request.channel_id}>. Request `{request.id}`"
+        f"Asked by <@{request.requester_id}> in <#{request.channel_id}>.{why} "
+        f"Request `{request.id}`"
     )

@@ -6,6 +6,7 @@ The look-up itself, the request and the card come after the answer (`bot.lookup`
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -76,6 +77,26 @@ def handle_drop_command(
         else:
             ack(BUSY)
         return
+    if text.lower() == "blocked":
+        # The list is read from the database, after the ack.
+        def list_blocks() -> None:
+            services.publisher.notify(user_id, channel_id, services.blocklist.listing(), respond)
+
+        ack(
+            ":lock: Reading the block list…"
+            if services.work.submit(list_blocks, on_error=lambda _: None)
+            else BUSY
+        )
+        return
+    unblocking = text.lower().startswith("unblock ")
+    if unblocking:
+        text = text[len("unblock ") :].strip()
+        if services.blocklist.table_id is None:
+            ack(
+                "No block list is configured (DROP_CALLER_BLOCKLIST_TABLE), so there is nothing "
+                "to unblock."
+            )
+            return
     try:
         target = parse_target(text, services.default_region)
     except TargetError as exc:
@@ -86,7 +107,12 @@ def handle_drop_command(
         shown = escape(text[:64].replace("`", "'"))
         ack(f"{exc} I read `{shown}`. Give the caller's number, for example {_EXAMPLE}.")
         return
-    if target.kind == TargetKind.NUMBER:
+    if unblocking and target.kind != TargetKind.NUMBER:
+        ack("Give the number to unblock, for example `/drop-caller unblock +1 555 123 4567`.")
+        return
+    if unblocking:
+        target = replace(target, kind=TargetKind.UNBLOCK)
+    elif target.kind == TargetKind.NUMBER:
         refusal = services.policy.emergency_refusal(text) or services.policy.protected_refusal(
             target.value
         )
@@ -94,6 +120,12 @@ def handle_drop_command(
             logger.info("Refused to drop protected number %s", mask_number(target.value))
             ack(refusal)
             return
+    if services.policy.require_reason and not target.rest:
+        ack(
+            "Say why, after the target: for example `/drop-caller +1 555 123 4567 abusive "
+            "language`. (A reason is required here: DROP_CALLER_REQUIRE_REASON.)"
+        )
+        return
 
     def tell(text: str) -> None:
         services.publisher.notify(user_id, channel_id, text, respond)
@@ -111,6 +143,8 @@ def handle_drop_command(
 
 
 def _looking_for(target: Target) -> str:
+    if target.kind == TargetKind.UNBLOCK:
+        return f":unlock: Asking to unblock {escape(display_number(target.value))}…"
     if target.kind == TargetKind.CONVERSATION:
         return f":mag: Reading conversation `{escape(target.value)}`…"
     if target.kind == TargetKind.AGENT:

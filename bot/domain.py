@@ -40,6 +40,8 @@ class TargetKind(enum.StrEnum):
     NUMBER = "number"
     CONVERSATION = "conversation"
     AGENT = "agent"
+    UNBLOCK = "unblock"
+    """Not a call: the number is to come off the block list (the request has no calls)."""
 
 
 class Outcome(enum.StrEnum):
@@ -74,6 +76,10 @@ class Outcome(enum.StrEnum):
     TEARDOWN_UNCONFIRMED = "teardown_unconfirmed"
     """Genesys accepted the teardown, but participants had not all left when the bot stopped
     looking."""
+    UNBLOCKED = "unblocked"
+    """The number came off the block list."""
+    NOT_BLOCKED = "not_blocked"
+    """The number was not on the block list (taken off by hand, or never there)."""
 
     @property
     def succeeded(self) -> bool:
@@ -113,11 +119,15 @@ class DropRequest:
     target_kind: TargetKind = TargetKind.NUMBER
     # The conversation id or the agent's email (None for a number: `number` is the target).
     target: str | None = None
+    # Why the requester asked, in their words (escaped where shown).
+    reason: str | None = None
+    # The approval was "Disconnect and block": the number goes on the block list too.
+    block: bool = False
 
     @property
     def chosen(self) -> CallMatch | None:
         """The call a supervisor chose to disconnect, once one has."""
-        if self.chosen_position is None:
+        if self.chosen_position is None or self.chosen_position >= len(self.candidates):
             return None
         return self.candidates[self.chosen_position]
 
@@ -125,6 +135,33 @@ class DropRequest:
     def card_behind(self) -> bool:
         """True when the card does not yet show the request's state."""
         return self.card_shown_state != self.state.value
+
+
+class BlockState(enum.StrEnum):
+    """Where a block is in its life."""
+
+    ACTIVE = "active"
+    EXPIRING = "expiring"
+    """An instance is deleting its row from the table (at expiry)."""
+    EXPIRED = "expired"
+    UNBLOCKED = "unblocked"
+
+
+@dataclass(frozen=True)
+class Block:
+    """A number the bot put in the org's block-list data table."""
+
+    id: str
+    table_id: str
+    number: str
+    row_key: str
+    reason: str | None
+    requested_by: str | None
+    approved_by: str | None
+    request_id: str
+    created_at: datetime
+    expires_at: datetime | None
+    state: BlockState = BlockState.ACTIVE
 
 
 class ClaimStatus(enum.Enum):

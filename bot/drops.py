@@ -14,15 +14,24 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from slack_bolt import Respond
 
 from bot.authorisation import Authoriser
+from bot.blocking import BlockList, BlockListOff
 from bot.calls import CallDirectory
 from bot.cards import escape, outcome_card, progress_card
-from bot.domain import Claim, ClaimStatus, DropRequest, Outcome, RequestState, is_request_id
+from bot.domain import (
+    Claim,
+    ClaimStatus,
+    DropRequest,
+    Outcome,
+    RequestState,
+    TargetKind,
+    is_request_id,
+)
 from bot.errors import BotError
-from bot.phone import mask_number
 from bot.policy import Policy
 from bot.publisher import CardPublisher
 from bot.store import RequestStore
@@ -46,6 +55,8 @@ class Click:
     respond: Respond
     # The position of the call whose Disconnect button was clicked (-1 for Cancel).
     position: int = -1
+    # The button was Disconnect and block.
+    block: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,8 @@ class Decision:
     detail: str
     error_code: str | None = None
     context_id: str | None = None
+    # More for the outcome's audit event (whether the note was written into Genesys).
+    extra: dict[str, Any] | None = None
 
 
 class DropWorkflow:
@@ -69,8 +82,10 @@ class DropWorkflow:
         publisher: CardPublisher,
         authoriser: Authoriser,
         policy: Policy,
+        blocklist: BlockList,
         now: Callable[[], datetime],
     ) -> None:
+        self._blocklist = blocklist
         self._store = store
         self._calls = calls
         self._publisher = publisher
@@ -81,7 +96,8 @@ class DropWorkflow:
     # ------------------------------------------------------------ clicks
 
     def approve(self, click: Click) -> None:
-        """Authorise, claim the request atomically, re-check and disconnect, show the outcome."""
+        """Authorise, claim the request atomically, re-check and act (disconnect, end a stuck
+        conversation, or unblock a number), then show the outcome."""
         request = self._authorised_request(click)
         if request is None:
             return
@@ -96,8 +112,9 @@ class DropWorkflow:
         if refusal:
             self.tell(click, refusal)
             return
+        block = click.block and not teardown and request.target_kind != TargetKind.UNBLOCK
         try:
-            claim = self._store.claim(request.id, click.user_id, click.position)
+            claim = self._store.claim(request.id, click.user_id, click.position, block=block)
         except BotError as exc:
             self.tell(click, f":warning: {escape(str(exc))}")
             return
@@ -105,24 +122,17 @@ class DropWorkflow:
             return
         claimed = claim.request
         assert claimed is not None
-        chosen = claimed.chosen
-        assert chosen is not None
-        logger.info(
-            "%s approved %s %s",
-            click.user_id,
-            "ending conversation"
-            if chosen.stuck
-            else f"dropping {mask_number(chosen.number)} from",
-            chosen.conversation_id,
-        )
+        logger.info("%s approved request %s", click.user_id, claimed.id)
         self._publisher.replace(
             claimed, *progress_card(claimed, self._now()), respond=click.respond
         )
         try:
-            decision = self._carry_out(claimed, chosen)
-        except GenesysError as exc:
-            logger.warning("Disconnect for request %s failed: %r", claimed.id, exc)
-            decision = Decision(Outcome.FAILED, str(exc), exc.code, exc.context_id)
+            decision = self._carry_out(claimed, click.user_id)
+        except (GenesysError, BlockListOff) as exc:
+            logger.warning("Request %s failed: %r", claimed.id, exc)
+            code = exc.code if isinstance(exc, GenesysError) else None
+            context = exc.context_id if isinstance(exc, GenesysError) else None
+            decision = Decision(Outcome.FAILED, str(exc), code, context)
         except Exception:
             # A bug, not a Genesys answer: record it so the request is not left "approving".
             self._finish(
@@ -137,27 +147,71 @@ class DropWorkflow:
             raise
         self._finish(claimed, decision, click)
 
-    def _carry_out(self, claimed: DropRequest, chosen: CallMatch) -> Decision:
-        """Disconnect the chosen caller, or end the chosen stuck conversation; each re-checks
-        the call (and the policy: no protected number on it) first.
+    def _carry_out(self, claimed: DropRequest, approver: str) -> Decision:
+        """Unblock the number; or end the chosen stuck conversation; or disconnect the chosen
+        caller, then block the number when asked to. The call (and the policy: no protected
+        number on it) is re-checked first, and a note saying who and why is written into the
+        interaction (DROP_CALLER_WRITE_BACK).
 
         "Unconfirmed" is not a failure: Genesys accepted the request, and the card says
         plainly that the call had not yet been seen to change.
         """
+        if claimed.target_kind == TargetKind.UNBLOCK:
+            outcome, sentence = self._blocklist.unblock(claimed, approver)
+            return Decision(outcome, sentence)
+        chosen = claimed.chosen
+        assert chosen is not None
         guard = self._policy.call_refusal
+        note = self._note(claimed, approver)
         if chosen.stuck is not None:
             ended = self._calls.end_conversation(
-                chosen.conversation_id, dry_run=claimed.dry_run, guard=guard
+                chosen.conversation_id, dry_run=claimed.dry_run, guard=guard, note=note
             )
-            return Decision(Outcome(ended.outcome.value), ended.detail, None, ended.context_id)
+            return Decision(
+                Outcome(ended.outcome.value),
+                ended.detail + _note_line(ended.note_error),
+                None,
+                ended.context_id,
+                _note_record(note, ended.note_written, ended.note_error),
+            )
         result = self._calls.disconnect_participant(
             chosen.conversation_id,
             chosen.participant_id,
             chosen.number,
             dry_run=claimed.dry_run,
             guard=guard,
+            note=note,
         )
-        return Decision(Outcome(result.outcome.value), result.detail)
+        outcome = Outcome(result.outcome.value)
+        detail = result.detail + _note_line(result.note_error)
+        if claimed.block:
+            detail += " " + self._block_after(claimed, chosen, outcome, approver)
+        return Decision(
+            outcome, detail, extra=_note_record(note, result.note_written, result.note_error)
+        )
+
+    def _block_after(
+        self, claimed: DropRequest, chosen: CallMatch, outcome: Outcome, approver: str
+    ) -> str:
+        """Block the caller's number after its drop ("Disconnect and block"); the sentence."""
+        if outcome not in (Outcome.DISCONNECTED, Outcome.ALREADY_GONE, Outcome.UNCONFIRMED):
+            return (
+                "Not blocked: the drop did not happen."
+                if outcome != Outcome.DRY_RUN
+                else f"Dry run: would also have blocked the number {self._blocklist.duration()}."
+            )
+        return self._blocklist.block(claimed, chosen.number, approver).sentence
+
+    def _note(self, claimed: DropRequest, approver: str) -> dict[str, str] | None:
+        """The participant attributes written into the interaction before the action."""
+        if not self._policy.write_back or claimed.dry_run:
+            return None
+        return {
+            "dropCaller.requestId": claimed.id,
+            "dropCaller.requestedBy": claimed.requester_id,
+            "dropCaller.approvedBy": approver,
+            "dropCaller.reason": (claimed.reason or "")[:200],
+        }
 
     def cancel(self, click: Click) -> None:
         """Authorise, cancel the request atomically, show it on the card."""
@@ -181,10 +235,13 @@ class DropWorkflow:
     # ------------------------------------------------------------ the sweeper's work
 
     def expire_due(self) -> None:
-        """Close the cards whose time has run out (each by exactly one instance)."""
+        """Close the cards whose time has run out, and end the blocks whose time has run out
+        (each by exactly one instance)."""
         for request in self._store.expire_due():
             logger.info("Request %s expired", request.id)
             self._conclude(request)
+        for line in self._blocklist.expire_due():
+            self._publisher.audit_text(f":unlock: {line}")
 
     def recover_interrupted(self, older_than: timedelta) -> None:
         """Decide drops a crash left `approving` for longer than `older_than`."""
@@ -266,6 +323,7 @@ class DropWorkflow:
                 detail=decision.detail,
                 error_code=decision.error_code,
                 context_id=decision.context_id,
+                extra=decision.extra,
             )
         except BotError:
             if click is None:
@@ -366,3 +424,16 @@ def _already_decided(request: DropRequest) -> str:
     return sentences.get(request.state, "This request was already decided.") + (
         " Nothing more was done."
     )
+
+
+def _note_line(error: str | None) -> str:
+    """The card's line when the note could not be written into Genesys."""
+    return f" The note could not be written into Genesys ({error})." if error else ""
+
+
+def _note_record(
+    note: dict[str, str] | None, written: bool, error: str | None
+) -> dict[str, Any] | None:
+    if note is None:
+        return None
+    return {"note": "written" if written else f"not written: {error}"}

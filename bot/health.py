@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.blocking import BlockList
 from bot.calls import CallDirectory
 from bot.cards import escape
 from bot.store import RequestStore
@@ -21,6 +22,7 @@ class Health:
     store: RequestStore
     calls: CallDirectory
     work: WorkQueue
+    blocklist: BlockList
     now: Callable[[], datetime]
     slack_connected: Callable[[], bool | None] = lambda: None
 
@@ -61,9 +63,16 @@ class Health:
             "• Genesys Cloud: "
             + (f"last answered {ago:g} s ago." if ago is not None else "not contacted yet."),
             "• " + self._realtime_summary(),
+            "• " + self._blocklist_summary(),
             f"• Requests in progress: {report['requests_in_progress']}.",
         ]
         return "\n".join(lines)
+
+    def _blocklist_summary(self) -> str:
+        # The table is read again, so that a permission granted since start shows at once.
+        if self.blocklist.table_id is not None:
+            self.blocklist.check()
+        return self.blocklist.summary()
 
     def _realtime_summary(self) -> str:
         statuses = self.calls.realtime_statuses()

@@ -17,7 +17,7 @@ from slack_bolt import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.cards import confirmation_card, escape
+from bot.cards import confirmation_card, escape, unblock_card
 from bot.domain import TargetKind
 from bot.errors import BotError
 from bot.phone import display_number, mask_number
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 _NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
 # Slack allows 50 blocks and 25 buttons a message; a card lists this many calls at most.
 MAX_CALLS_ON_A_CARD = 10
+# The reason is kept to this many characters (what follows is cut).
+REASON_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,10 @@ def look_up_and_post(
     logger.info("%s asked to drop %s in %s", user_id, _logged(target), channel_id)
     shown = _shown(target)
     record = _recorder(services, asked, target)
+    if target.kind == TargetKind.UNBLOCK:
+        # Not a call: the card asks to take the number off the block list.
+        _record_and_post(target, (), asked, client, services)
+        return
     guard = services.policy.call_refusal
     try:
         if target.kind == TargetKind.NUMBER:
@@ -160,7 +166,8 @@ def _record_and_post(
 ) -> None:
     """Record the request, then post its card (through response_url if the bot is not in
     the channel); a card that cannot be posted closes its request."""
-    number = target.value if target.kind == TargetKind.NUMBER else _first_number(matches)
+    by_number = target.kind in (TargetKind.NUMBER, TargetKind.UNBLOCK)
+    number = target.value if by_number else _first_number(matches)
     try:
         request = services.store.create_request(
             team_id=asked.team_id,
@@ -172,17 +179,24 @@ def _record_and_post(
             response_url=asked.response_url,
             dry_run=services.policy.dry_run,
             target_kind=target.kind,
-            target=None if target.kind == TargetKind.NUMBER else target.value,
+            target=None if by_number else target.value,
+            reason=target.rest[:REASON_LIMIT] or None,
         )
     except BotError as exc:
         asked.tell(f":warning: {escape(str(exc))}")
         return
-    card_text, blocks = confirmation_card(
-        request,
-        services.now(),
-        two_person=services.policy.two_person,
-        allow_teardown=services.policy.allow_teardown,
-    )
+    if target.kind == TargetKind.UNBLOCK:
+        card_text, blocks = unblock_card(
+            request, services.now(), two_person=services.policy.two_person
+        )
+    else:
+        card_text, blocks = confirmation_card(
+            request,
+            services.now(),
+            two_person=services.policy.two_person,
+            allow_teardown=services.policy.allow_teardown,
+            block_for=services.blocklist.duration() if services.blocklist.enabled else None,
+        )
     try:
         posted = client.chat_postMessage(channel=asked.channel_id, text=card_text, blocks=blocks)
     except (SlackApiError, OSError) as exc:
@@ -280,6 +294,7 @@ def _recorder(services: Services, asked: _Asked, target: Target) -> Callable[...
     """Records a look-up that ended without a card; a database failure is only logged (the
     supervisor has had their answer)."""
     number = target.value if target.kind == TargetKind.NUMBER else ""
+    reason = target.rest[:REASON_LIMIT] or None
 
     def record(outcome: str, detail: str, error: GenesysError | None = None) -> None:
         try:
@@ -294,6 +309,7 @@ def _recorder(services: Services, asked: _Asked, target: Target) -> Callable[...
                 dry_run=services.policy.dry_run,
                 target_kind=target.kind,
                 target=None if target.kind == TargetKind.NUMBER else target.value,
+                reason=reason,
             )
         except BotError as exc:
             # The supervisor has been told already; the database says why it failed.
@@ -317,7 +333,8 @@ def _shown(target: Target) -> str:
 
 def _logged(target: Target) -> str:
     """The target for a log line: numbers masked."""
-    return mask_number(target.value) if target.kind == TargetKind.NUMBER else target.value
+    by_number = target.kind in (TargetKind.NUMBER, TargetKind.UNBLOCK)
+    return mask_number(target.value) if by_number else target.value
 
 
 def _first_number(matches: Sequence[CallMatch]) -> str:

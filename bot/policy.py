@@ -24,6 +24,8 @@ class Policy:
     two_person: bool = False
     dry_run: bool = False
     allow_teardown: bool = False
+    require_reason: bool = False
+    write_back: bool = True
 
     def emergency_refusal(self, typed: str) -> str | None:
         """Why `typed` may not be dropped if it is an emergency number of the default region.
@@ -47,6 +49,17 @@ class Policy:
                 "(DROP_CALLER_PROTECTED_NUMBERS), so the bot will never drop it."
             )
         return None
+
+    def number_refusal(self, number: str) -> str | None:
+        """Why nothing may ever be done to `number` (E.164): protected, or an emergency
+        number of its own region; None otherwise."""
+        protected = self.protected_refusal(number)
+        if protected is None and _is_emergency(number):
+            return (
+                f"{escape(display_number(number))} is an emergency number, which the bot never "
+                "acts on."
+            )
+        return protected
 
     def call_refusal(self, call: LiveCall) -> str | None:
         """Why nothing may be done to `call` (a protected or emergency number is on it), or

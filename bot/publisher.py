@@ -177,6 +177,16 @@ class CardPublisher:
             return False
         return True
 
+    def audit_text(self, text: str) -> None:
+        """Post a line that belongs to no request (a block that expired) to the audit channel,
+        if one is set; a failure is logged (the store holds the record)."""
+        if not self._audit_channel:
+            return
+        try:
+            self._client.chat_postMessage(channel=self._audit_channel, text=text)
+        except (SlackApiError, OSError):
+            logger.exception("Could not post to the audit channel")
+
     def audit(self, request: DropRequest) -> None:
         """Post the request's outcome to DROP_CALLER_AUDIT_CHANNEL, if one is set."""
         if not self._audit_channel:

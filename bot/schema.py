@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The newest migration's revision (a test keeps it equal to Alembic's head).
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 # Any fixed number: the PostgreSQL advisory lock that serialises migrations across instances.
 _MIGRATION_LOCK = 7_341_002
 
@@ -54,6 +54,10 @@ drop_requests = sa.Table(
     # holds the conversation id or the email).
     sa.Column("target_kind", sa.String(16), nullable=False, server_default="number"),
     sa.Column("target", sa.Text),
+    # Why the requester asked (what followed the target), and whether the approval was
+    # "Disconnect and block".
+    sa.Column("reason", sa.Text),
+    sa.Column("block", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 drop_candidates = sa.Table(
@@ -82,6 +86,29 @@ drop_participant_claims = sa.Table(
     sa.Column("participant_id", sa.String(64), primary_key=True),
     sa.Column("request_id", sa.String(32), nullable=False),
     sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The numbers the bot has put in the org's block-list data table, and what became of each
+# block: active, expiring (an instance is deleting its row), expired, unblocked.
+drop_blocks = sa.Table(
+    "drop_blocks",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("table_id", sa.String(64), nullable=False),
+    sa.Column("number", sa.String(20), nullable=False),
+    sa.Column("row_key", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("requested_by", sa.String(32)),
+    sa.Column("approved_by", sa.String(32)),
+    sa.Column("request_id", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_by", sa.String(32)),
+    sa.Index("ix_drop_blocks_state_expires", "state", "expires_at"),
+    sa.Index("ix_drop_blocks_number_state", "number", "state"),
 )
 
 drop_events = sa.Table(

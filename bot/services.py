@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.authorisation import Authoriser
+from bot.blocking import BlockList
 from bot.calls import CallDirectory
 from bot.drops import DropWorkflow
 from bot.health import Health
@@ -28,6 +29,7 @@ class Services:
     work: WorkQueue
     health: Health
     drops: DropWorkflow
+    blocklist: BlockList
     request_ttl: int
     now: Callable[[], datetime]
 

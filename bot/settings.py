@@ -41,6 +41,14 @@ class SettingsError(Exception):
         super().__init__(f"drop-caller cannot start; fix the configuration (.env):\n{lines}")
 
 
+# How the block list's key writes a number: as the ani-blacklist blueprint does, or with "+"
+# or "tel:+" (bot.blocking).
+KEY_FORMATS = ("e164_no_plus", "e164", "tel")
+_TABLE_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the bot reads from its environment."""
@@ -65,6 +73,11 @@ class Settings:
     log_level: str
     two_person: bool = False
     allow_teardown: bool = False
+    require_reason: bool = False
+    write_back: bool = True
+    blocklist_table: str | None = None
+    blocklist_key_format: str = "e164_no_plus"
+    block_days: float = 7.0
     dry_run: bool = False
     protected_numbers: frozenset[str] = frozenset()
     audit_channel: str | None = None
@@ -182,6 +195,25 @@ def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Se
         get("DROP_CALLER_ALLOW_TEARDOWN"), "DROP_CALLER_ALLOW_TEARDOWN", problems
     )
     dry_run = _flag(get("DROP_CALLER_DRY_RUN"), "DROP_CALLER_DRY_RUN", problems)
+    require_reason = _flag(
+        get("DROP_CALLER_REQUIRE_REASON"), "DROP_CALLER_REQUIRE_REASON", problems
+    )
+    write_back = _flag(get("DROP_CALLER_WRITE_BACK") or "true", "DROP_CALLER_WRITE_BACK", problems)
+    blocklist_table = get("DROP_CALLER_BLOCKLIST_TABLE")
+    if blocklist_table and not _TABLE_ID.match(blocklist_table):
+        problems.append(
+            "DROP_CALLER_BLOCKLIST_TABLE must be a data table id (a UUID, from Architect > Data "
+            f"Tables), got {blocklist_table!r}."
+        )
+    key_format = (get("DROP_CALLER_BLOCKLIST_KEY_FORMAT") or "e164_no_plus").lower()
+    if key_format not in KEY_FORMATS:
+        problems.append(
+            "DROP_CALLER_BLOCKLIST_KEY_FORMAT must be e164_no_plus (15551234567), e164 "
+            f"(+15551234567) or tel (tel:+15551234567), got {key_format!r}."
+        )
+    block_days = _non_negative_float(
+        get("DROP_CALLER_BLOCK_DAYS"), 7.0, "DROP_CALLER_BLOCK_DAYS", problems
+    )
     protected = _protected_numbers(get("DROP_CALLER_PROTECTED_NUMBERS"), default_region, problems)
     audit_channel = get("DROP_CALLER_AUDIT_CHANNEL")
     if audit_channel and not _CHANNEL_ID.match(audit_channel):
@@ -234,6 +266,11 @@ def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Se
         log_level=log_level,
         two_person=two_person,
         allow_teardown=allow_teardown,
+        require_reason=require_reason,
+        write_back=write_back,
+        blocklist_table=blocklist_table.lower() if blocklist_table else None,
+        blocklist_key_format=key_format,
+        block_days=block_days,
         dry_run=dry_run,
         protected_numbers=protected,
         audit_channel=audit_channel,
@@ -303,6 +340,20 @@ def _positive_float(raw: str | None, default: float, name: str, problems: list[s
         return default
     if value <= 0:
         problems.append(f"{name} must be greater than zero, got {value:g}.")
+    return value
+
+
+def _non_negative_float(raw: str | None, default: float, name: str, problems: list[str]) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(f"{name} must be a number, got {raw!r}.")
+        return default
+    if value < 0 or value != value:  # NaN is not a duration
+        problems.append(f"{name} must be zero or more, got {raw!r}.")
+        return default
     return value
 
 

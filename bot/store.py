@@ -28,6 +28,8 @@ import sqlalchemy as sa
 
 from bot.domain import (
     CLOSED_STATES,
+    Block,
+    BlockState,
     Claim,
     ClaimStatus,
     DropRequest,
@@ -38,6 +40,7 @@ from bot.domain import (
 from bot.errors import StoreUnavailable
 from bot.schema import (
     create_engine,
+    drop_blocks,
     drop_candidates,
     drop_events,
     drop_participant_claims,
@@ -171,6 +174,7 @@ class RequestStore:
         dry_run: bool = False,
         target_kind: TargetKind = TargetKind.NUMBER,
         target: str | None = None,
+        reason: str | None = None,
     ) -> DropRequest:
         """Record a new pending request for the calls found.
 
@@ -194,6 +198,7 @@ class RequestStore:
                     dry_run=dry_run,
                     target_kind=target_kind.value,
                     target=target,
+                    reason=reason,
                 )
             )
             for position, match in enumerate(candidates):
@@ -224,6 +229,7 @@ class RequestStore:
                     "number": number,
                     "target_kind": target_kind.value,
                     "target": target,
+                    "reason": reason,
                     "dry_run": dry_run,
                     "candidates": [
                         {"conversation_id": m.conversation_id, "participant_id": m.participant_id}
@@ -242,24 +248,38 @@ class RequestStore:
             _transition(connection, request_id, message_ts=message_ts)
 
     @_unavailable_as_error
-    def claim(self, request_id: str, user_id: str, position: int) -> Claim:
+    def claim(self, request_id: str, user_id: str, position: int, *, block: bool = False) -> Claim:
         """Atomically move a pending, unexpired request to `approving` for this user.
 
         In the same transaction the chosen participant is claimed, so that two cards for
-        one caller cannot both send a disconnect.
+        one caller cannot both send a disconnect. `block`: the approval also blocks the
+        number. An unblock request has no calls; its one button is position 0.
         """
+
+        def valid(request: DropRequest) -> bool:
+            if request.target_kind == TargetKind.UNBLOCK:
+                return position == 0
+            return 0 <= position < len(request.candidates)
+
+        def describe(request: DropRequest) -> dict[str, Any]:
+            if request.target_kind == TargetKind.UNBLOCK:
+                return {"chosen_position": position}
+            chosen = request.candidates[position]
+            return {
+                "chosen_position": position,
+                "conversation_id": chosen.conversation_id,
+                "participant_id": chosen.participant_id,
+                **({"block": True} if block else {}),
+            }
+
         return self._decide(
             request_id,
             user_id,
             RequestState.APPROVING,
             "approved",
-            extra={"chosen_position": position},
-            valid=lambda request: 0 <= position < len(request.candidates),
-            describe=lambda request: {
-                "chosen_position": position,
-                "conversation_id": request.candidates[position].conversation_id,
-                "participant_id": request.candidates[position].participant_id,
-            },
+            extra={"chosen_position": position, "block": block},
+            valid=valid,
+            describe=describe,
         )
 
     @_unavailable_as_error
@@ -287,6 +307,7 @@ class RequestStore:
         dry_run: bool = False,
         target_kind: TargetKind = TargetKind.NUMBER,
         target: str | None = None,
+        reason: str | None = None,
     ) -> str:
         """Record a look-up that ended without a card (`outcome`: "no_live_call" or
         "lookup_failed", with Genesys' error code and contextId if it gave them): one audit
@@ -310,6 +331,7 @@ class RequestStore:
                     "dry_run": dry_run,
                     "target_kind": target_kind.value,
                     "target": target,
+                    "reason": reason,
                 },
             )
         return lookup_id
@@ -396,8 +418,10 @@ class RequestStore:
         detail: str,
         error_code: str | None = None,
         context_id: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> DropRequest:
-        """Record the outcome of an approved request (`approving` → `done` or `failed`).
+        """Record the outcome of an approved request (`approving` → `done` or `failed`);
+        `extra` goes into the outcome's audit event.
 
         If the request had already been finished (by crash recovery on another instance),
         its state stays as it is, but this outcome is still appended to the audit trail.
@@ -442,6 +466,7 @@ class RequestStore:
                     "detail": detail,
                     "error_code": error_code,
                     "context_id": context_id,
+                    **(extra or {}),
                     **({"late": True} if late else {}),
                 },
             )
@@ -599,6 +624,120 @@ class RequestStore:
                     found[row.id] = _request_from_rows(row._mapping, candidates.get(row.id, []))
         return found
 
+    # ------------------------------------------------------------ blocks
+
+    @_unavailable_as_error
+    def add_block(self, block: Block, event: dict[str, Any]) -> None:
+        """Record a block put in the table, with its `blocked` audit event, in one step; any
+        earlier active block of the number in that table is superseded by it."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                drop_blocks.update()
+                .where(
+                    drop_blocks.c.table_id == block.table_id,
+                    drop_blocks.c.number == block.number,
+                    drop_blocks.c.state == BlockState.ACTIVE.value,
+                )
+                .values(state=BlockState.UNBLOCKED.value, ended_at=block.created_at)
+            )
+            connection.execute(
+                drop_blocks.insert().values(
+                    id=block.id,
+                    table_id=block.table_id,
+                    number=block.number,
+                    row_key=block.row_key,
+                    reason=block.reason,
+                    requested_by=block.requested_by,
+                    approved_by=block.approved_by,
+                    request_id=block.request_id,
+                    created_at=block.created_at.astimezone(UTC),
+                    expires_at=_utc_or_none(block.expires_at),
+                    state=BlockState.ACTIVE.value,
+                )
+            )
+            _record(connection, block.request_id, self._now(), "blocked", block.approved_by, event)
+
+    @_unavailable_as_error
+    def record_event(
+        self, request_id: str, kind: str, actor_id: str | None, detail: dict[str, Any]
+    ) -> None:
+        """Append one audit event (block events that change no request)."""
+        with self._engine.begin() as connection:
+            _record(connection, request_id, self._now(), kind, actor_id, detail)
+
+    @_unavailable_as_error
+    def active_blocks(self, table_id: str, number: str | None = None) -> list[Block]:
+        """The table's active blocks (of one number, if given), the soonest to expire first."""
+        query = sa.select(drop_blocks).where(
+            drop_blocks.c.table_id == table_id,
+            drop_blocks.c.state == BlockState.ACTIVE.value,
+        )
+        if number is not None:
+            query = query.where(drop_blocks.c.number == number)
+        with self._engine.connect() as connection:
+            rows = connection.execute(query.order_by(drop_blocks.c.created_at)).all()
+        blocks = [_block_from_row(row._mapping) for row in rows]
+        far = datetime.max.replace(tzinfo=UTC)
+        return sorted(blocks, key=lambda b: b.expires_at or far)
+
+    @_unavailable_as_error
+    def end_block(
+        self,
+        block_id: str,
+        state: BlockState,
+        *,
+        by: str | None,
+        from_states: tuple[BlockState, ...] = (BlockState.ACTIVE,),
+    ) -> bool:
+        """Move a block to `state` if it is still in one of `from_states` (atomic)."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                drop_blocks.update()
+                .where(
+                    drop_blocks.c.id == block_id,
+                    drop_blocks.c.state.in_([s.value for s in from_states]),
+                )
+                .values(state=state.value, ended_at=self._now(), ended_by=by)
+            )
+        return bool(result.rowcount == 1)
+
+    @_unavailable_as_error
+    def claim_due_blocks(self, stale_after: timedelta, limit: int = 50) -> list[Block]:
+        """Blocks whose time is up, each claimed for this caller alone (active -> expiring);
+        a claim older than `stale_after` (its instance died) can be taken again."""
+        now = self._now()
+        due = sa.or_(
+            sa.and_(
+                drop_blocks.c.state == BlockState.ACTIVE.value,
+                drop_blocks.c.expires_at.is_not(None),
+                drop_blocks.c.expires_at <= now,
+            ),
+            sa.and_(
+                drop_blocks.c.state == BlockState.EXPIRING.value,
+                drop_blocks.c.claimed_at <= now - stale_after,
+            ),
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(sa.select(drop_blocks).where(due).limit(limit)).all()
+        claimed: list[Block] = []
+        for row in rows:
+            with self._engine.begin() as connection:
+                result = connection.execute(
+                    drop_blocks.update()
+                    .where(
+                        drop_blocks.c.id == row.id,
+                        drop_blocks.c.state == row.state,
+                        sa.or_(
+                            drop_blocks.c.claimed_at.is_(None),
+                            drop_blocks.c.claimed_at == row.claimed_at,
+                        ),
+                    )
+                    .values(state=BlockState.EXPIRING.value, claimed_at=now)
+                )
+            if result.rowcount == 1:
+                claimed.append(_block_from_row(row._mapping))
+        return claimed
+
     # ------------------------------------------------------------ internals
 
     def _decide(
@@ -645,14 +784,19 @@ class RequestStore:
 
 def _claim_participant(connection: sa.Connection, request: DropRequest, now: datetime) -> None:
     """Claim the participant of the request just approved (IntegrityError if already taken)."""
-    chosen = connection.execute(
-        sa.select(drop_requests.c.chosen_position).where(drop_requests.c.id == request.id)
-    ).scalar_one()
-    match = request.candidates[chosen]
+    if request.target_kind == TargetKind.UNBLOCK:
+        # No call: two unblock cards for one number take turns on the number instead.
+        conversation_id, participant_id = "unblock", request.number
+    else:
+        chosen = connection.execute(
+            sa.select(drop_requests.c.chosen_position).where(drop_requests.c.id == request.id)
+        ).scalar_one()
+        match = request.candidates[chosen]
+        conversation_id, participant_id = match.conversation_id, match.participant_id
     connection.execute(
         drop_participant_claims.insert().values(
-            conversation_id=match.conversation_id,
-            participant_id=match.participant_id,
+            conversation_id=conversation_id,
+            participant_id=participant_id,
             request_id=request.id,
             claimed_at=now,
         )
@@ -714,6 +858,8 @@ def _request_from_rows(row: Any, candidate_rows: list[Any]) -> DropRequest:
         audit_posted=row["audit_posted_at"] is not None,
         target_kind=TargetKind(row["target_kind"]),
         target=row["target"],
+        reason=row["reason"],
+        block=bool(row["block"]),
         candidates=tuple(
             CallMatch(
                 conversation_id=c["conversation_id"],
@@ -776,3 +922,19 @@ def _iso_or_none(value: datetime | None) -> str | None:
 
 def _moment_or_none(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+def _block_from_row(row: Any) -> Block:
+    return Block(
+        id=row["id"],
+        table_id=row["table_id"],
+        number=row["number"],
+        row_key=row["row_key"],
+        reason=row["reason"],
+        requested_by=row["requested_by"],
+        approved_by=row["approved_by"],
+        request_id=row["request_id"],
+        created_at=_utc(row["created_at"]),
+        expires_at=_utc_or_none(row["expires_at"]),
+        state=BlockState(row["state"]),
+    )

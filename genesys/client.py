@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import wait
 from datetime import UTC, datetime
 
 from genesys.config import GenesysConfig
+from genesys.datatables import DataTables
 from genesys.errors import (
     CallNotFound,
     GenesysError,
@@ -35,7 +37,7 @@ from genesys.models import (
 )
 from genesys.realtime import SourceStatus
 from genesys.sdk import sdk
-from genesys.session import GenesysSession
+from genesys.session import GenesysSession, in_background
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class GenesysCalls:
         self._sleep = sleep
         self._session = GenesysSession(config, clock=clock, sleep=sleep, now=now)
         self._finder = CallFinder(self._session)
+        self.data_tables = DataTables(self._session)
 
     # ---------------------------------------------------------------- state
 
@@ -118,6 +121,7 @@ class GenesysCalls:
         *,
         dry_run: bool = False,
         guard: Guard | None = None,
+        note: dict[str, str] | None = None,
     ) -> DisconnectResult:
         """Disconnect exactly one outside participant, after checking it is still the caller.
 
@@ -126,10 +130,16 @@ class GenesysCalls:
         conversation or agent), and the call must pass `guard`. Genesys applies the PATCH
         asynchronously, so the call is read again until the participant has left (bounded by
         `confirm_timeout`). With `dry_run`, every check runs but the PATCH is not sent.
+
+        `note`: participant attributes written into the interaction just before the PATCH
+        (best-effort, see `_write_note`), so that Genesys itself says who dropped the caller.
         """
+        noted: tuple[bool, str | None] = (False, None)
 
         def result(outcome: DisconnectOutcome, detail: str) -> DisconnectResult:
-            return DisconnectResult(outcome, conversation_id, participant_id, detail)
+            return DisconnectResult(
+                outcome, conversation_id, participant_id, detail, noted[0], noted[1]
+            )
 
         try:
             live = self.get_live_call(conversation_id)
@@ -163,6 +173,8 @@ class GenesysCalls:
                 "Dry run: the caller is on the call and would have been disconnected; "
                 "nothing was sent to Genesys.",
             )
+        if note:
+            noted = self._write_note(conversation_id, participant_id, note)
         attempts = 0
 
         def send_patch() -> None:
@@ -218,7 +230,12 @@ class GenesysCalls:
         )
 
     def end_conversation(
-        self, conversation_id: str, *, dry_run: bool = False, guard: Guard | None = None
+        self,
+        conversation_id: str,
+        *,
+        dry_run: bool = False,
+        guard: Guard | None = None,
+        note: dict[str, str] | None = None,
     ) -> TeardownResult:
         """End a whole stuck conversation (every participant, agents included).
 
@@ -226,13 +243,15 @@ class GenesysCalls:
         external party on it) and pass `guard`. Then `POST /api/v2/conversations/{id}/
         disconnect`; Genesys applies it asynchronously, so the conversation is read again
         until every participant has gone (bounded by `confirm_timeout`), and only then is it
-        said to have ended. With `dry_run`, every check runs but nothing is sent.
+        said to have ended. With `dry_run`, every check runs but nothing is sent. `note` goes
+        on the conversation's first live participant, as for a disconnect.
         """
+        noted: tuple[bool, str | None] = (False, None)
 
         def result(
             outcome: TeardownOutcome, detail: str, context_id: str | None = None
         ) -> TeardownResult:
-            return TeardownResult(outcome, conversation_id, detail, context_id)
+            return TeardownResult(outcome, conversation_id, detail, context_id, *noted)
 
         try:
             live = self.get_live_call(conversation_id)
@@ -255,6 +274,9 @@ class GenesysCalls:
                 "Dry run: the conversation is still stuck and would have been ended; nothing "
                 "was sent to Genesys.",
             )
+        if note:
+            first = next(p for p in live.parties if p.is_live)
+            noted = self._write_note(conversation_id, first.participant_id, note)
         try:
             _, headers = self._session.request(
                 "ending the conversation",
@@ -288,6 +310,40 @@ class GenesysCalls:
             f"Cloud; for a support case, Genesys' contextId is {context_id or 'not known'}.",
             context_id,
         )
+
+    # ---------------------------------------------------------------- the note
+
+    def _write_note(
+        self, conversation_id: str, participant_id: str, note: dict[str, str]
+    ) -> tuple[bool, str | None]:
+        """Write `note` as participant attributes; (written, why not).
+
+        Best-effort: one attempt, waited for `note_budget` seconds at most, so a Genesys that
+        refuses it (a 403, any 4xx, a 5xx) or does not answer never stops the disconnect nor
+        holds it up for longer. Written while the participant is still connected, as Genesys
+        accepts it only then.
+        """
+        budget = self._config.note_budget
+        future = in_background(
+            self._session.once,
+            "writing the note into the interaction",
+            lambda: self._session.call_json(
+                "PATCH",
+                "/api/v2/conversations/calls/{conversationId}/participants/{participantId}"
+                "/attributes",
+                path_params={"conversationId": conversation_id, "participantId": participant_id},
+                body={"attributes": note},
+            ),
+        )
+        done, _ = wait([future], timeout=budget)
+        if not done:
+            logger.warning("The note on %s was not written within %g s", conversation_id, budget)
+            return False, f"Genesys Cloud did not answer within {budget:g} s"
+        error = future.exception()
+        if error is None:
+            return True, None
+        logger.warning("The note on %s was not written: %r", conversation_id, error)
+        return False, str(error) if isinstance(error, GenesysError) else repr(error)
 
     # ---------------------------------------------------------------- confirming
 

@@ -40,6 +40,9 @@ class GenesysConfig:
     # How long, from its start, a look-up waits for the real-time sources (they are
     # best-effort: one attempt each, and a slow one never holds the card up longer).
     realtime_budget: float = 3.0
+    # How long the note written into the interaction before a disconnect may hold it up (the
+    # note is best-effort: one attempt, and the disconnect goes ahead after this at most).
+    note_budget: float = 2.0
     # Renew the token this long before Genesys says it expires.
     token_renew_margin: float = 300.0
     # Genesys' default limit per client-credentials token, and how long a request may wait

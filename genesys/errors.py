@@ -5,7 +5,8 @@
     ├── GenesysRateLimited            429 after bounded retries
     ├── GenesysAuthenticationError    the OAuth client was refused (bad id/secret, revoked)
     ├── GenesysPermissionError        403: the OAuth client's role lacks a permission
-    ├── CallNotFound                  the conversation does not exist (any more)
+    ├── NotFound                      what was asked for does not exist (a data table row)
+    │   └── CallNotFound              the conversation does not exist (any more)
     └── GenesysRequestRejected        any other 4xx, with Genesys' own code and message
 
 `translate` turns whatever a request raised (the SDK's `ApiException`, a urllib3 network
@@ -31,6 +32,10 @@ PERMISSION_NAMES = {
     "analytics:conversationDetail:view": "Analytics > Conversation Detail > View",
     "analytics:queueObservation:view": "Analytics > Queue Observation > View",
     "analytics:flowObservation:view": "Analytics > Flow Observation > View",
+    "architect:datatableRow:view": "Architect > Datatable Row > View",
+    "architect:datatableRow:add": "Architect > Datatable Row > Add",
+    "architect:datatableRow:edit": "Architect > Datatable Row > Edit",
+    "architect:datatableRow:delete": "Architect > Datatable Row > Delete",
 }
 
 
@@ -99,7 +104,11 @@ class GenesysPermissionError(GenesysError):
         self.permission = permission
 
 
-class CallNotFound(GenesysError):
+class NotFound(GenesysError):
+    """Genesys Cloud answered 404: what was asked for does not exist."""
+
+
+class CallNotFound(NotFound):
     """The conversation is unknown to Genesys Cloud (it ended long ago or never existed)."""
 
 

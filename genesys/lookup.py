@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -31,7 +29,7 @@ from genesys.errors import (
 )
 from genesys.models import Agent, CallLookup, CallMatch, Guard, LiveCall, parse_live_call
 from genesys.realtime import PROBE_NUMBER, RealtimeSource, RealtimeSources, SourceStatus
-from genesys.session import GenesysSession
+from genesys.session import GenesysSession, in_background
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +124,7 @@ class CallFinder:
         started = time.monotonic()
         self._session.sign_in()
         realtime = {
-            source: _in_background(
+            source: in_background(
                 self._realtime_ids, source, number, user_id, started, self._config.realtime_budget
             )
             for source in RealtimeSource
@@ -330,26 +328,6 @@ def _matches(
 
 def _started(match: CallMatch) -> datetime | None:
     return match.stuck.opened_at if match.stuck is not None else match.connected_at
-
-
-def _in_background(function: Callable[..., T], *args: Any) -> Future[T]:
-    """Run `function(*args)` in a daemon thread; its future may be abandoned.
-
-    Not a ThreadPoolExecutor: its threads are joined at exit, so a hung best-effort request
-    would hold a stopping bot up for its whole timeout.
-    """
-    future: Future[T] = Future()
-
-    def run() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(function(*args))
-        except BaseException as exc:  # noqa: BLE001  # handed to whoever reads the future
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name="genesys-realtime", daemon=True).start()
-    return future
 
 
 def _iso(moment: datetime) -> str:

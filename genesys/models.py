@@ -199,6 +199,10 @@ class DisconnectResult:
     conversation_id: str
     participant_id: str
     detail: str
+    # The note written into the interaction first (participant attributes): whether it was
+    # written, and if it was tried and failed, why.
+    note_written: bool = False
+    note_error: str | None = None
 
 
 class TeardownOutcome(enum.Enum):
@@ -226,6 +230,18 @@ class TeardownResult:
     conversation_id: str
     detail: str
     context_id: str | None = None
+    note_written: bool = False
+    note_error: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A data table's name and its columns (JSON-schema properties) by name and type."""
+
+    table_id: str
+    name: str
+    columns: dict[str, str]
+    key: str = "key"
 
 
 # A check of a live call the caller wants made before anything is offered or done to it: None

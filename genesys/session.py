@@ -13,8 +13,10 @@ The SDK is used for every request, with its known gaps closed (see shared/genesy
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -210,6 +212,26 @@ class GenesysSession:
                 f"requests a minute, so it stopped {what}. Try again in a minute.",
                 status=None,
             )
+
+
+def in_background(function: Callable[..., T], *args: Any) -> Future[T]:
+    """Run `function(*args)` in a daemon thread; its future may be abandoned.
+
+    Not a ThreadPoolExecutor: its threads are joined at exit, so a hung best-effort request
+    would hold a stopping bot up for its whole timeout.
+    """
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # noqa: BLE001  # handed to whoever reads the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="genesys-realtime", daemon=True).start()
+    return future
 
 
 def _quiet_sdk_logging() -> None:

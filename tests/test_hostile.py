@@ -186,8 +186,18 @@ _NUMBER_SHAPED = re.compile(
 
 
 def number_shaped(text: str) -> bool:
-    """Independently of the bot: could this text be a number at all (digits, separators)?"""
-    return bool(_NUMBER_SHAPED.fullmatch(text))
+    """Independently of the bot: could this text be a number at all (digits, separators), or
+    start with one, the rest being the reason (issue 16: "/drop-caller +1 555 … abusive")?"""
+    if _NUMBER_SHAPED.fullmatch(text):
+        return True
+    # A Slack tel link followed by anything, or number-shaped words followed by a space.
+    link = re.match(r"\s*<tel:[^|>]*(?:\|[^>]*)?>", text, re.IGNORECASE)
+    if link:
+        return True
+    words = text.split()
+    return any(
+        _NUMBER_SHAPED.fullmatch(" ".join(words[:count])) for count in range(1, len(words))
+    )
 
 
 def run_command(bot: BotHarness, text: str) -> str:
