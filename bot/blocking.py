@@ -36,8 +36,8 @@ REASON, BLOCKED_BY, EXPIRES_AT = "reason", "blockedBy", "expiresAt"
 # A claim on an expiring block older than this (its instance died) is taken again.
 STALE_EXPIRY = timedelta(minutes=5)
 PERMISSIONS = (
-    "Architect > Datatable Row > Add, Edit, Delete and View (architect:datatableRow:*; older "
-    "orgs: Architect > Datatable > Add, Edit, Delete and View)"
+    "Architect > Datatable Row > Add, Edit, Delete and View (architect:datatableRow:add, edit, "
+    "delete and view; older orgs: Architect > Datatable > Add, Edit, Delete and View)"
 )
 
 
@@ -140,11 +140,11 @@ class BlockList:
 
     def block(self, request: DropRequest, number: str, approved_by: str) -> BlockOutcome:
         """Put `number` on the block list after its drop; never raises for Genesys."""
-        refusal = self._policy.protected_refusal(number) or self._policy.emergency_refusal(number)
+        refusal = self._policy.number_refusal(number)
         if refusal:
-            return BlockOutcome(False, f"not blocked: {refusal}")
+            return BlockOutcome(False, f"Not blocked: {refusal}")
         if not self.enabled or self.table_id is None or self._tables is None:
-            return BlockOutcome(False, f"not blocked: the block list is off ({self.problem}).")
+            return BlockOutcome(False, f"Not blocked: the block list is off ({self.problem}).")
         key = self.key(number)
         now = self._now()
         expires = self.expiry(now)
@@ -167,7 +167,7 @@ class BlockList:
             logger.warning("Could not block %s: %r", request.id, exc)
             return BlockOutcome(
                 False,
-                f"not blocked: {exc} To block numbers, the bot's role needs {PERMISSIONS}.",
+                f"Not blocked: {exc} To block numbers, the bot's role needs {PERMISSIONS}.",
             )
         block = Block(
             id=secrets.token_hex(12),

@@ -200,10 +200,11 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
             f"at {_clock(request.decided_at)} UTC. {detail}"
         )
     elif state == RequestState.DONE and request.outcome == "dry_run":
+        also = " The number would also have been blocked." if request.block else ""
         headline = (
             f":test_tube: Dry run: would disconnect {_chosen_number(request)}, "
             f"approved by <@{request.decided_by}> at {_clock(request.decided_at)} UTC. "
-            "Nothing was sent to Genesys."
+            f"Nothing was sent to Genesys.{also}"
         )
     elif state == RequestState.DONE and request.outcome == "recovered_gone":
         headline = f":information_source: {detail}"

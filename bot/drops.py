@@ -185,7 +185,7 @@ class DropWorkflow:
         outcome = Outcome(result.outcome.value)
         detail = result.detail + _note_line(result.note_error)
         if claimed.block:
-            detail += " " + self._block_after(claimed, chosen, outcome, approver)
+            detail = f"{detail} {self._block_after(claimed, chosen, outcome, approver)}".strip()
         return Decision(
             outcome, detail, extra=_note_record(note, result.note_written, result.note_error)
         )
@@ -194,12 +194,10 @@ class DropWorkflow:
         self, claimed: DropRequest, chosen: CallMatch, outcome: Outcome, approver: str
     ) -> str:
         """Block the caller's number after its drop ("Disconnect and block"); the sentence."""
+        if outcome == Outcome.DRY_RUN:
+            return ""  # the dry run's card says what would have been blocked
         if outcome not in (Outcome.DISCONNECTED, Outcome.ALREADY_GONE, Outcome.UNCONFIRMED):
-            return (
-                "Not blocked: the drop did not happen."
-                if outcome != Outcome.DRY_RUN
-                else f"Dry run: would also have blocked the number {self._blocklist.duration()}."
-            )
+            return "Not blocked: the drop did not happen."
         return self._blocklist.block(claimed, chosen.number, approver).sentence
 
     def _note(self, claimed: DropRequest, approver: str) -> dict[str, str] | None:

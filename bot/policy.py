@@ -99,12 +99,15 @@ class Policy:
 
 
 def _is_emergency(e164: str) -> bool:
-    """True for an emergency number of the region the number belongs to (112, 911, ...)."""
+    """True for an emergency number of a region its country code covers (+44 999, +1 911)."""
     try:
         parsed = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return False
-    region = phonenumbers.region_code_for_number(parsed)
-    if not region:
+    national = str(parsed.national_number)
+    if parsed.country_code is None:
         return False
-    return bool(shortnumberinfo.is_emergency_number(str(parsed.national_number), region))
+    return any(
+        shortnumberinfo.is_emergency_number(national, region)
+        for region in phonenumbers.region_codes_for_country_code(parsed.country_code)
+    )

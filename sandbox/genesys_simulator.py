@@ -15,7 +15,13 @@ examples/ in the shared reference folder):
 - ``POST /api/v2/conversations/{conversationId}/disconnect`` (the whole conversation, applied
   ``teardown_delay`` seconds later, as Genesys applies it asynchronously);
 - ``POST /api/v2/users/search`` (an exact match on ``email``; every agent seeded by name is
-  a user, with the email ``first.last@example.com``).
+  a user, with the email ``first.last@example.com``);
+- ``PATCH /api/v2/conversations/calls/{id}/participants/{id}/attributes`` (kept on the leg,
+  accepted only while it is connected);
+- Architect data tables: ``GET /api/v2/flows/datatables/{id}?expand=schema`` and their rows
+  (``POST .../rows``, ``GET|PUT|DELETE .../rows/{key}``). A table named as
+  ``flow_blocklist_table`` is the one the simulated inbound flow checks: a call from a number
+  in it (its key in any of the three forms) is refused at the IVR.
 
 Tests seed live calls, script failures with ``inject``, hide calls from the OAuth client
 (``restrict_call``, a 403 as for a division its role does not cover) and read back what was
@@ -43,7 +49,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 DISCONNECT_PERMISSION = "conversation:communication:disconnect"
 ANALYTICS_PERMISSION = "analytics:conversationDetail:view"
@@ -56,6 +62,16 @@ _ENDED_STATES = frozenset({"disconnected", "terminated"})
 _CALLER_PURPOSES = frozenset({"customer", "external"})
 _CALL_PATH = re.compile(r"^/api/v2/conversations/calls/([^/]+)$")
 _TEARDOWN_PATH = re.compile(r"^/api/v2/conversations/([^/]+)/disconnect$")
+_ATTRIBUTES_PATH = re.compile(
+    r"^/api/v2/conversations/calls/([^/]+)/participants/([^/]+)/attributes$"
+)
+_TABLE_PATH = re.compile(r"^/api/v2/flows/datatables/([^/]+)$")
+_ROWS_PATH = re.compile(r"^/api/v2/flows/datatables/([^/]+)/rows$")
+_ROW_PATH = re.compile(r"^/api/v2/flows/datatables/([^/]+)/rows/([^/]+)$")
+TABLE_VIEW_PERMISSION = "architect:datatableRow:view"
+TABLE_ADD_PERMISSION = "architect:datatableRow:add"
+TABLE_EDIT_PERMISSION = "architect:datatableRow:edit"
+TABLE_DELETE_PERMISSION = "architect:datatableRow:delete"
 _USERS_SEARCH_PATH = "/api/v2/users/search"
 _PARTICIPANT_PATH = re.compile(r"^/api/v2/conversations/calls/([^/]+)/participants/([^/]+)$")
 _ANALYTICS_PATH = "/api/v2/analytics/conversations/details/query"
@@ -217,6 +233,16 @@ def _new_id() -> str:
 
 def _ref(kind: str, entity_id: str) -> dict[str, str]:
     return {"id": entity_id, "selfUri": f"/api/v2/{kind}/{entity_id}"}
+
+
+def _row_problem(table: dict[str, Any], row: Any) -> str | None:
+    """Why a row does not fit the table's schema, or None."""
+    if not isinstance(row, dict) or not isinstance(row.get("key"), str) or not row["key"]:
+        return "A row needs a string key."
+    unknown = sorted(set(row) - set(table["columns"]))
+    if unknown:
+        return f"Unknown columns: {', '.join(unknown)}."
+    return None
 
 
 def _user_record(name: str, user_id: str) -> dict[str, str]:
@@ -434,6 +460,7 @@ class FakeGenesys:
     number_form: str = "tel"  # how analytics records numbers: "tel" (tel:+1…) or "bare" (+1…)
     not_found_code: str = "not.found"  # Genesys' code on a 404 for an unknown call
     teardown_delay: float = 0.0  # seconds before a conversation disconnect takes effect
+    flow_blocklist_table: str | None = None  # the data table the inbound flow checks
     ignore_teardowns: bool = False  # the disconnect answers 202 but nobody ever leaves
 
     def __init__(
@@ -455,6 +482,7 @@ class FakeGenesys:
         self._timers: list[threading.Timer] = []
         self._queue_ids: dict[str, str] = {}
         self._user_ids: dict[str, str] = {}
+        self._tables: dict[str, dict[str, Any]] = {}  # id -> {"name", "columns", "rows"}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
@@ -515,7 +543,10 @@ class FakeGenesys:
         connected_seconds_ago: float = 125.0,
         customer_name: str | None = None,
     ) -> str:
-        """Customer -> IVR -> queue -> agent, customer and agent connected."""
+        """Customer -> IVR -> queue -> agent, customer and agent connected; or, for a number
+        the inbound flow blocks, a call the IVR ends at once."""
+        if self.blocked_by_flow(number):
+            return self._refused_by_flow(number)
         t0 = time.time() - connected_seconds_ago
         step = min(4.0, max(connected_seconds_ago, 0.0) / 4)
         queue_id = self._queue_id(queue_name)
@@ -643,6 +674,26 @@ class FakeGenesys:
             )
         return cid
 
+    def _refused_by_flow(self, number: str) -> str:
+        """The call of a blocked number: the flow disconnects it before any queue or agent."""
+        now = time.time()
+        customer = self._customer_leg(number, now)
+        self._drop(customer, "system")
+        ivr_address = f"sip:{_new_id()}@127.0.0.1;language=en-US;user=ivr"
+        ivr = self._leg(
+            name="Main Line IVR (blocked caller)",
+            address=ivr_address,
+            start=now,
+            connected=now,
+            end=now,
+            purpose="ivr",
+            state="terminated",
+            direction="inbound",
+            ani=f"tel:{number}",
+            dnis=ivr_address,
+        )
+        return self.add_call([customer, ivr])
+
     def add_ivr_call(
         self, number: str, *, flow_name: str = "Main Line IVR", seconds_ago: float = 20.0
     ) -> str:
@@ -706,6 +757,42 @@ class FakeGenesys:
         """End the whole call: every leg disconnected or terminated."""
         with self._lock:
             self._end(self._call(conversation_id))
+
+    def add_datatable(self, name: str, columns: list[str], *, table_id: str | None = None) -> str:
+        """An Architect data table with these columns (`key` is always one); its id."""
+        table_id = table_id or _new_id()
+        with self._lock:
+            self._tables[table_id] = {
+                "name": name,
+                "columns": ["key", *[c for c in columns if c != "key"]],
+                "rows": {},
+            }
+        return table_id
+
+    def rows(self, table_id: str) -> dict[str, dict[str, Any]]:
+        """A copy of a data table's rows, by key."""
+        with self._lock:
+            return copy.deepcopy(self._tables[table_id]["rows"])
+
+    def put_row(self, table_id: str, row: dict[str, Any]) -> None:
+        """Add or replace a row by hand, as an admin would in Architect."""
+        with self._lock:
+            self._tables[table_id]["rows"][row["key"]] = dict(row)
+
+    def delete_row_by_hand(self, table_id: str, key: str) -> None:
+        """Remove a row by hand, as an admin would in Architect."""
+        with self._lock:
+            self._tables[table_id]["rows"].pop(key, None)
+
+    def blocked_by_flow(self, number: str) -> bool:
+        """Whether the simulated inbound flow refuses calls from `number` (E.164)."""
+        table_id = self.flow_blocklist_table
+        if table_id is None:
+            return False
+        with self._lock:
+            rows = self._tables.get(table_id, {}).get("rows", {})
+            bare = number.removeprefix("+")
+            return any(key in rows for key in (bare, f"+{bare}", f"tel:+{bare}"))
 
     def add_external_party(self, conversation_id: str, number: str) -> str:
         """An agent brings an external party onto the call (connected now); its id."""
@@ -875,6 +962,14 @@ class FakeGenesys:
             return self._get_call(match.group(1))
         if (match := _TEARDOWN_PATH.match(path)) and method == "POST":
             return self._teardown(match.group(1))
+        if (match := _ATTRIBUTES_PATH.match(path)) and method == "PATCH":
+            return self._set_attributes(match.group(1), match.group(2), request.body)
+        if (match := _TABLE_PATH.match(path)) and method == "GET":
+            return self._get_table(match.group(1))
+        if (match := _ROWS_PATH.match(path)) and method == "POST":
+            return self._add_row(match.group(1), request.body)
+        if match := _ROW_PATH.match(path):
+            return self._row(method, match.group(1), unquote(match.group(2)), request.body)
         if path == _USERS_SEARCH_PATH and method == "POST":
             return self._users_search(request.body)
         if (match := _PARTICIPANT_PATH.match(path)) and method == "PATCH":
@@ -1159,6 +1254,94 @@ class FakeGenesys:
             call = self._calls.get(conversation_id)
             if call is not None:
                 self._end(call, "system")
+
+    def _set_attributes(self, conversation_id: str, participant_id: str, body: Any) -> _Reply:
+        call = self._calls.get(conversation_id)
+        if call is None:
+            return self._not_found()
+        if call.restricted is not None:
+            return _error(403, call.restricted.get("code"), call.restricted.get("message"))
+        leg = next((p for p in call.participants if p.get("id") == participant_id), None)
+        if leg is None:
+            return _error(404, "conversation.error.not.conversation.participant")
+        attributes = body.get("attributes") if isinstance(body, dict) else None
+        if not isinstance(attributes, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+        ):
+            return _error(400, message="attributes must be an object of strings.")
+        if not _is_live(leg):
+            return _error(
+                400,
+                "conversation.error.participant.not.connected",
+                "The participant is no longer connected.",
+            )
+        leg.setdefault("attributes", {}).update(attributes)
+        return _Reply(202)
+
+    def _get_table(self, table_id: str) -> _Reply:
+        if TABLE_VIEW_PERMISSION in self._denied:
+            return _missing_permission(TABLE_VIEW_PERMISSION)
+        table = self._tables.get(table_id)
+        if table is None:
+            return _error(404, "flows.datatables.not.found", "Datatable not found.")
+        properties = {
+            name: {"title": name, "type": "string", "$id": f"/properties/{name}"}
+            for name in table["columns"]
+        }
+        body = {
+            "id": table_id,
+            "name": table["name"],
+            "division": {"id": DIVISION_ID, "name": "Home"},
+            "schema": {
+                "$schema": "http://json-schema.org/draft-04/schema#",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": properties,
+                "required": ["key"],
+            },
+            "selfUri": f"/api/v2/flows/datatables/{table_id}",
+        }
+        return _Reply(200, body)
+
+    def _add_row(self, table_id: str, body: Any) -> _Reply:
+        if TABLE_ADD_PERMISSION in self._denied:
+            return _missing_permission(TABLE_ADD_PERMISSION)
+        table = self._tables.get(table_id)
+        if table is None:
+            return _error(404, "flows.datatables.not.found", "Datatable not found.")
+        problem = _row_problem(table, body)
+        if problem:
+            return _error(400, "flows.datatables.schema.exception", problem)
+        if body["key"] in table["rows"]:
+            return _error(409, "flows.datatables.row.already.exists", "The key already exists.")
+        table["rows"][body["key"]] = dict(body)
+        return _Reply(200, dict(body))
+
+    def _row(self, method: str, table_id: str, key: str, body: Any) -> _Reply:
+        table = self._tables.get(table_id)
+        needed = {
+            "GET": TABLE_VIEW_PERMISSION,
+            "PUT": TABLE_EDIT_PERMISSION,
+            "DELETE": TABLE_DELETE_PERMISSION,
+        }.get(method)
+        if needed is None:
+            return _error(404)
+        if needed in self._denied:
+            return _missing_permission(needed)
+        if table is None:
+            return _error(404, "flows.datatables.not.found", "Datatable not found.")
+        if key not in table["rows"]:
+            return _error(404, "flows.datatables.row.not.found", "Row not found.")
+        if method == "GET":
+            return _Reply(200, dict(table["rows"][key]))
+        if method == "DELETE":
+            del table["rows"][key]
+            return _Reply(204)
+        problem = _row_problem(table, body)
+        if problem or body.get("key") != key:
+            return _error(400, "flows.datatables.schema.exception", problem or "key mismatch")
+        table["rows"][key] = dict(body)
+        return _Reply(200, dict(body))
 
     def _users_search(self, body: Any) -> _Reply:
         criteria = body.get("query") if isinstance(body, dict) else None

@@ -178,6 +178,12 @@ class Sandbox:
         self._servers: list[WSGIServer] = []
         self._dir: str | None = None
         self.genesys = FakeGenesys(client_id=GENESYS_CLIENT_ID, client_secret=GENESYS_CLIENT_SECRET)
+        # The org's block list, as Genesys' ani-blacklist blueprint makes it; the simulated
+        # inbound flow refuses the calls of the numbers in it.
+        self.blocklist_table = self.genesys.add_datatable(
+            "Blocked numbers", ["reason", "blockedBy", "expiresAt"]
+        )
+        self.genesys.flow_blocklist_table = self.blocklist_table
         self.slack = _SandboxSlack()
         self.bot: Bot | None = None
         self.store: RequestStore | None = None
@@ -229,7 +235,10 @@ class Sandbox:
             signing_secret=SIGNING_SECRET,
             supervisors=",".join(user.id for user in USERS if user.supervisor),
             database_url=f"sqlite:///{Path(self._dir) / 'drop_caller.db'}",
-        ) | {"DROP_CALLER_ALLOW_TEARDOWN": "true"}
+        ) | {
+            "DROP_CALLER_ALLOW_TEARDOWN": "true",
+            "DROP_CALLER_BLOCKLIST_TABLE": self.blocklist_table,
+        }
 
     def stop(self) -> None:
         """Stop everything and remove the temporary database."""
@@ -335,6 +344,8 @@ class Sandbox:
                         "number": number if caller else None,
                         "state": state,
                         "live": state not in _ENDED,
+                        # What the bot wrote into the interaction (dropCaller.*).
+                        "attributes": dict(leg.get("attributes") or {}),
                     }
                 )
             live = any(p["live"] for p in parties if p["purpose"] in _CALLER_PURPOSES)
@@ -462,7 +473,13 @@ class Sandbox:
             "bot": {"id": self.slack.bot_user_id, "name": "drop-caller"},
             "timeline": self.timeline(user.id),
             "calls": self.calls_state(),
+            "blocked": self.blocked_state(),
         }
+
+    def blocked_state(self) -> list[dict[str, Any]]:
+        """The rows of the simulated block-list table, as an admin sees them in Architect."""
+        rows = self.genesys.rows(self.blocklist_table)
+        return [{"key": key, **row} for key, row in sorted(rows.items())]
 
     def _user(self, user_id: str) -> SandboxUser:
         user = _USERS_BY_ID.get(user_id)

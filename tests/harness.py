@@ -153,6 +153,7 @@ def start_bot(
     recover_after: timedelta = timedelta(minutes=2),
     catch_up_after: timedelta = timedelta(seconds=30),
     realtime_budget: float = 3.0,
+    note_budget: float = 2.0,
     check_realtime: bool = True,
 ) -> Iterator[BotHarness]:
     """Build the bot exactly as app.py does and serve its WSGI app on 127.0.0.1:0."""
@@ -170,6 +171,7 @@ def start_bot(
             confirm_timeout=confirm_timeout,
             confirm_interval=0.05,
             realtime_budget=realtime_budget,
+            note_budget=note_budget,
         )
     )
     bot = create_bot(

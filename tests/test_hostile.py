@@ -195,9 +195,7 @@ def number_shaped(text: str) -> bool:
     if link:
         return True
     words = text.split()
-    return any(
-        _NUMBER_SHAPED.fullmatch(" ".join(words[:count])) for count in range(1, len(words))
-    )
+    return any(_NUMBER_SHAPED.fullmatch(" ".join(words[:count])) for count in range(1, len(words)))
 
 
 def run_command(bot: BotHarness, text: str) -> str:

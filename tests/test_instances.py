@@ -56,6 +56,7 @@ AUDIT_COLUMNS = [
     "requester_id",
     "channel_id",
     "number",
+    "reason",
     "conversation_id",
     "participant_id",
     "outcome",

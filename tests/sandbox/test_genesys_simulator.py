@@ -470,3 +470,46 @@ def test_a_stuck_call_and_its_teardown(fake: FakeGenesys) -> None:
     assert "connected" not in states(fake, cid).values()
     fake.deny_permission(DISCONNECT_PERMISSION)
     assert call(fake, "POST", f"/api/v2/conversations/{cid}/disconnect", token=tok)[0] == 403
+
+
+def test_participant_attributes_are_kept_while_the_leg_is_connected(fake: FakeGenesys) -> None:
+    """PATCH .../attributes merges strings into the leg's attributes; an ended leg refuses."""
+    tok = token(fake)
+    cid = fake.add_inbound_call(NUMBER)
+    pid = fake.participant_id(cid, "customer")
+    path = f"/api/v2/conversations/calls/{cid}/participants/{pid}/attributes"
+
+    assert call(fake, "PATCH", path, {"attributes": {"a": "1"}}, token=tok)[0] == 202
+    assert call(fake, "PATCH", path, {"attributes": {"b": "2"}}, token=tok)[0] == 202
+    assert fake.participants(cid)[0]["attributes"] == {"a": "1", "b": "2"}
+    assert call(fake, "PATCH", path, {"attributes": {"c": 3}}, token=tok)[0] == 400
+    fake.hang_up(cid)
+    status, _, body = call(fake, "PATCH", path, {"attributes": {"c": "3"}}, token=tok)
+    assert (status, body["code"]) == (400, "conversation.error.participant.not.connected")
+
+
+def test_data_tables_and_the_flow_that_checks_one(fake: FakeGenesys) -> None:
+    """A table's schema, its rows (add, read, replace, delete, with the schema checked), and
+    the inbound flow refusing a number in the table it checks."""
+    tok = token(fake)
+    table = fake.add_datatable("Blocked numbers", ["reason"])
+    base = f"/api/v2/flows/datatables/{table}"
+    status, _, body = call(fake, "GET", f"{base}?expand=schema", token=tok)
+    assert status == 200
+    assert set(body["schema"]["properties"]) == {"key", "reason"}
+    row = {"key": "15551234567", "reason": "spam"}
+    assert call(fake, "POST", f"{base}/rows", row, token=tok)[0] == 200
+    assert call(fake, "POST", f"{base}/rows", row, token=tok)[0] == 409
+    assert call(fake, "POST", f"{base}/rows", {"key": "1", "color": "red"}, token=tok)[0] == 400
+    assert call(fake, "GET", f"{base}/rows/15551234567", token=tok)[2] == row
+    changed = {"key": "15551234567", "reason": "threats"}
+    assert call(fake, "PUT", f"{base}/rows/15551234567", changed, token=tok)[0] == 200
+    assert fake.rows(table) == {"15551234567": changed}
+
+    fake.flow_blocklist_table = table
+    refused = fake.add_inbound_call(NUMBER)
+    assert "connected" not in states(fake, refused).values()
+
+    assert call(fake, "DELETE", f"{base}/rows/15551234567", token=tok)[0] == 204
+    assert call(fake, "GET", f"{base}/rows/15551234567", token=tok)[0] == 404
+    assert call(fake, "GET", "/api/v2/flows/datatables/nope?expand=schema", token=tok)[0] == 404

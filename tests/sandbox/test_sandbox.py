@@ -135,10 +135,13 @@ def test_a_command_posts_the_bots_real_card(sandbox: Sandbox) -> None:
     card = _wait_for_card(sandbox, "asked to drop")
     # Exactly the blocks the bot sent to the Slack stand-in.
     assert card["blocks"] == sandbox.slack.messages(CHANNEL_ID)[0].blocks
-    disconnect, cancel = _buttons(card)
+    # The sandbox has a block list, so the card also offers Disconnect and block.
+    disconnect, block, cancel = _buttons(card)
     assert disconnect["text"]["text"] == "Disconnect caller"
     assert disconnect["style"] == "danger"
     assert disconnect["confirm"]["title"]["text"] == "Disconnect this caller?"
+    assert block["text"]["text"] == "Disconnect and block"
+    assert "blocked for 7 days" in block["confirm"]["text"]["text"]
     assert cancel["action_id"] == "drop_caller_cancel"
     # The "looking" acknowledgement is Maria's alone.
     mine = [i["text"] for i in _timeline(sandbox, MARIA) if i["kind"] == "ephemeral"]
@@ -212,7 +215,13 @@ def test_a_number_on_two_calls_gets_two_disconnect_buttons(sandbox: Sandbox) -> 
 
     card = _wait_for_card(sandbox, "2 live calls")
     labels = [b["text"]["text"] for b in _buttons(card)]
-    assert labels == ["Disconnect call 1", "Disconnect call 2", "Cancel"]
+    assert labels == [
+        "Disconnect call 1",
+        "Disconnect and block call 1",
+        "Disconnect call 2",
+        "Disconnect and block call 2",
+        "Cancel",
+    ]
 
 
 def test_calls_can_be_added_and_hung_up(sandbox: Sandbox) -> None:
@@ -247,6 +256,30 @@ def test_a_call_just_added_is_found_before_the_index_lists_it(sandbox: Sandbox) 
     index_answers = sandbox.genesys.requests_to("POST", "/details/query")
     assert index_answers, "the conversation index was asked too"
     assert sandbox.genesys.index_delay >= 3.0
+
+
+def test_a_blocked_caller_is_refused_by_the_simulated_flow(sandbox: Sandbox) -> None:
+    """Disconnect and block puts the number in the sandbox's block-list table, which the
+    "Blocked numbers" panel shows; the caller's next call is refused at the IVR; the note
+    the bot wrote into the interaction shows on the dropped caller."""
+    _post(sandbox, "/api/command", {"user": MARIA, "text": f"{INBOUND_NUMBER} prank calls"})
+    card = _wait_for_card(sandbox, "Disconnect and block")
+    _post(
+        sandbox, "/api/click", {"user": SAM, "ts": card["ts"], "action_id": "drop_caller_block_0"}
+    )
+    _wait_for_card(sandbox, "Blocked for 7 days")
+
+    blocked = _get(sandbox, f"/api/state?user={MARIA}")["blocked"]
+    assert [row["key"] for row in blocked] == [INBOUND_NUMBER.removeprefix("+")]
+    assert blocked[0]["reason"] == "prank calls"
+    caller = next(p for p in _call(sandbox, INBOUND_NUMBER)["parties"] if p["number"])
+    assert caller["attributes"]["dropCaller.reason"] == "prank calls"
+    _post(sandbox, "/api/calls", {"kind": "inbound", "numbers": [INBOUND_NUMBER]})
+    assert all(
+        c["live"] is False
+        for c in _get(sandbox, f"/api/state?user={MARIA}")["calls"]
+        if any(p["number"] == INBOUND_NUMBER for p in c["parties"])
+    )
 
 
 def test_a_visitor_can_make_a_stuck_interaction_and_clear_it(sandbox: Sandbox) -> None:
