@@ -18,7 +18,7 @@ from bot import actions, commands
 from bot.authorisation import Authoriser
 from bot.blocking import BlockList
 from bot.calls import CallDirectory
-from bot.drops import DropWorkflow
+from bot.drops import DropWorkflow, lease_for
 from bot.health import Health
 from bot.identity import BotIdentity, authorize_with
 from bot.policy import Policy
@@ -120,7 +120,7 @@ def create_bot(
     store: RequestStore,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    recover_after: timedelta | None = None,
+    lease: timedelta | None = None,
     catch_up_after: timedelta | None = None,
 ) -> Bot:
     """The Bolt app with its handlers, plus its background workers (not yet started)."""
@@ -163,7 +163,7 @@ def create_bot(
     supervisors = SupervisorDirectory(
         settings.supervisors, settings.supervisor_groups, client=client
     )
-    publisher = CardPublisher(client, audit_channel=settings.audit_channel, store=store)
+    publisher = CardPublisher(client, audit_channel=settings.audit_channel, store=store, now=now)
     work = WorkQueue()
     authoriser = Authoriser(supervisors, channels=settings.channels)
     policy = Policy(
@@ -191,6 +191,7 @@ def create_bot(
         authoriser=authoriser,
         policy=policy,
         blocklist=blocklist,
+        lease=lease_for(settings.genesys_config()) if lease is None else lease,
         now=now,
     )
     services = Services(
@@ -212,9 +213,6 @@ def create_bot(
     sweeper = Sweeper(
         drops,
         interval=settings.sweep_interval,
-        recover_after=(
-            timedelta(seconds=settings.recover_after) if recover_after is None else recover_after
-        ),
         catch_up_after=(
             timedelta(seconds=settings.catch_up_after) if catch_up_after is None else catch_up_after
         ),

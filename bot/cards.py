@@ -7,6 +7,7 @@ link (`<https://…|…>`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,18 @@ from bot.phone import display_number
 from genesys.models import CallMatch
 
 Block = dict[str, Any]
+
+# Slack's Block Kit limits (api.slack.com/reference/block-kit): characters per text.
+SECTION_TEXT = 3000
+FIELD_TEXT = 2000
+CONTEXT_TEXT = 2000
+BUTTON_TEXT = 75
+CONFIRM_TITLE = 100
+CONFIRM_TEXT = 300
+CONFIRM_BUTTON = 30
+# Longer texts from Genesys are cut well below those: a card is read at a glance.
+DETAIL_TEXT = 1500
+NAMES_TEXT = 300
 
 DISCONNECT_ACTION_PREFIX = "drop_caller_disconnect_"
 END_ACTION_PREFIX = "drop_caller_end_"
@@ -49,9 +62,24 @@ _LEG_NAMES = {
 }
 
 
+# Slack's mrkdwn markers, each swapped for a character that looks the same and means
+# nothing to Slack, so a name such as "*VIP* queue" shows as typed instead of in bold.
+_LOOK_ALIKES = str.maketrans(
+    {
+        "*": "\u2217",  # asterisk operator
+        "_": "\u02cd",  # modifier letter low macron
+        "~": "\u223c",  # tilde operator
+        "`": "\u02cb",  # modifier letter grave accent
+    }
+)
+
+
 def escape(text: str) -> str:
-    """Make text safe to place in Slack mrkdwn: no mentions, links or markup tricks."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Make text safe to place in Slack mrkdwn: no mentions, links or markup tricks, and no
+    bold, italics, strike-through or code from `*`, `_`, `~` and backticks."""
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").translate(_LOOK_ALIKES)
+    )
 
 
 def disconnect_action_id(position: int) -> str:
@@ -116,14 +144,7 @@ def confirmation_card(
             buttons.append(_end_button(request, match, position, several))
         else:
             stuck_without_button = True
-    buttons.append(
-        {
-            "type": "button",
-            "action_id": CANCEL_ACTION,
-            "text": {"type": "plain_text", "text": "Cancel"},
-            "value": request.id,
-        }
-    )
+    buttons.append(_button(CANCEL_ACTION, "Cancel", request.id))
     blocks.append({"type": "actions", "block_id": f"drop_{request.id}", "elements": buttons})
     if stuck_without_button:
         blocks.append(_context(TEARDOWN_OFF))
@@ -139,11 +160,9 @@ def confirmation_card(
             else "."
         )
     )
-    blocks.append(
-        _context(f"{who} Expires {_clock(request.expires_at)} UTC. Request `{request.id}`")
-    )
+    blocks.append(_context(f"{who} Expires {_time(request.expires_at)}. Request `{request.id}`"))
     awaiting = "a second supervisor's" if two_person or teardown else "a supervisor's"
-    return f"Drop {_plain(about)}? Awaiting {awaiting} confirmation.", blocks
+    return fit(f"Drop {_plain(about)}? Awaiting {awaiting} confirmation.", SECTION_TEXT), blocks
 
 
 def progress_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]:
@@ -156,15 +175,15 @@ def progress_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]
         request,
         now,
         f":hourglass_flowing_sand: {doing}, approved by <@{request.decided_by}> "
-        f"at {_clock(request.decided_at)} UTC…",
+        f"at {_time(request.decided_at)}…",
     )
 
 
 def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]:
     """The final card: what happened, who approved it and when."""
     state = request.state
-    detail = escape(request.outcome_detail or "")
-    approved = f"approved by <@{request.decided_by}> at {_clock(request.decided_at)} UTC"
+    detail = escape(_truncate(request.outcome_detail or "", DETAIL_TEXT))
+    approved = f"approved by <@{request.decided_by}> at {_time(request.decided_at)}"
     teardown = {
         Outcome.ENDED: f":white_check_mark: Conversation ended, {approved}. {detail}",
         Outcome.ALREADY_ENDED: f":information_source: Nothing to end: {detail} ({approved})",
@@ -186,24 +205,23 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
         )
     elif state == RequestState.CANCELLED:
         headline = (
-            f":no_entry_sign: Cancelled by <@{request.decided_by}> "
-            f"at {_clock(request.decided_at)} UTC."
+            f":no_entry_sign: Cancelled by <@{request.decided_by}> at {_time(request.decided_at)}."
         )
     elif state == RequestState.EXPIRED:
         headline = (
-            f":hourglass: Expired at {_clock(request.expires_at)} UTC: nothing was disconnected. "
+            f":hourglass: Expired at {_time(request.expires_at)}: nothing was disconnected. "
             "Run the command again if the caller still needs dropping."
         )
     elif state == RequestState.DONE and request.outcome == "disconnected":
         headline = (
             f":white_check_mark: Disconnected, approved by <@{request.decided_by}> "
-            f"at {_clock(request.decided_at)} UTC. {detail}"
+            f"at {_time(request.decided_at)}. {detail}"
         )
     elif state == RequestState.DONE and request.outcome == "dry_run":
         also = " The number would also have been blocked." if request.block else ""
         headline = (
             f":test_tube: Dry run: would disconnect {_chosen_number(request)}, "
-            f"approved by <@{request.decided_by}> at {_clock(request.decided_at)} UTC. "
+            f"approved by <@{request.decided_by}> at {_time(request.decided_at)}. "
             f"Nothing was sent to Genesys.{also}"
         )
     elif state == RequestState.DONE and request.outcome == "recovered_gone":
@@ -211,22 +229,22 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
     elif state == RequestState.DONE and request.outcome == "already_gone":
         headline = (
             f":information_source: Nothing to disconnect: {detail} "
-            f"(approved by <@{request.decided_by}> at {_clock(request.decided_at)} UTC)"
+            f"(approved by <@{request.decided_by}> at {_time(request.decided_at)})"
         )
     elif state == RequestState.DONE:
         headline = (
             f":warning: Disconnect requested, not yet confirmed. {detail} "
-            f"(approved by <@{request.decided_by}> at {_clock(request.decided_at)} UTC)"
+            f"(approved by <@{request.decided_by}> at {_time(request.decided_at)})"
         )
     elif state == RequestState.FAILED and request.outcome == "unknown":
         headline = (
             f":warning: Outcome unknown. {detail} "
-            f"(approved by <@{request.decided_by}> at {_clock(request.decided_at)} UTC)"
+            f"(approved by <@{request.decided_by}> at {_time(request.decided_at)})"
         )
     elif state == RequestState.FAILED:
         headline = (
             f":x: Not disconnected. {detail} "
-            f"(approved by <@{request.decided_by}> at {_clock(request.decided_at)} UTC)"
+            f"(approved by <@{request.decided_by}> at {_time(request.decided_at)})"
         )
     else:
         return progress_card(request, now)
@@ -249,7 +267,7 @@ def _closed_card(request: DropRequest, now: datetime, headline: str) -> tuple[st
     )
     blocks.append(_section(headline))
     blocks.append(_context(f"Request `{request.id}`"))
-    return f"{verb.capitalize()} {_plain(about)}: {_plain(headline)}", blocks
+    return fit(f"{verb.capitalize()} {_plain(about)}: {_plain(headline)}", SECTION_TEXT), blocks
 
 
 def _chosen_number(request: DropRequest) -> str:
@@ -264,19 +282,22 @@ def _stuck_details(match: CallMatch, now: datetime, position: int | None) -> Blo
     stuck = match.stuck
     assert stuck is not None
     label = f"Conversation {position + 1}" if position is not None else "Conversation"
-    still = [
-        f"{escape(c.name or _LEG_NAMES.get(c.purpose, c.purpose))} "
-        f"({escape(_LEG_NAMES.get(c.purpose, c.purpose))}, {_since(c.since, now)})"
-        for c in stuck.connected
-    ]
+    still = names(
+        [
+            f"{c.name or _LEG_NAMES.get(c.purpose, c.purpose)} "
+            f"({_LEG_NAMES.get(c.purpose, c.purpose)}, {_since(c.since, now)})"
+            for c in stuck.connected
+        ],
+        limit=FIELD_TEXT - 100,
+    )
     fields = [
         f"*{label}*\n`{escape(match.conversation_id)}`",
         "*Stuck*\nthe caller has left; "
-        + (f"left at {_clock(stuck.caller_left_at)} UTC" if stuck.caller_left_at else "no caller"),
-        f"*Still connected*\n{_truncate('; '.join(still), 1900) or 'nobody'}",
+        + (f"left at {_time(stuck.caller_left_at)}" if stuck.caller_left_at else "no caller"),
+        f"*Still connected*\n{still or 'nobody'}",
         f"*Open for*\n{_connected_for(stuck.opened_at, now)}",
     ]
-    return {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}
+    return _fields(fields)
 
 
 def _end_button(request: DropRequest, match: CallMatch, position: int, several: bool) -> Block:
@@ -287,28 +308,19 @@ def _end_button(request: DropRequest, match: CallMatch, position: int, several: 
         for c in stuck.connected
     )
     label = f"End conversation {position + 1}" if several else "End whole conversation"
-    return {
-        "type": "button",
-        "action_id": end_action_id(position),
-        "text": {"type": "plain_text", "text": label},
-        "style": "danger",
-        # Only the request id: the bot never trusts call or participant ids from a click.
-        "value": request.id,
-        "confirm": {
-            "title": {"type": "plain_text", "text": "End the whole conversation?"},
-            "text": {
-                "type": "plain_text",
-                "text": _truncate(
-                    f"Everyone still on it will be disconnected, agents included: {everyone}. "
-                    "This cannot be undone.",
-                    300,
-                ),
-            },
-            "confirm": {"type": "plain_text", "text": "End it"},
-            "deny": {"type": "plain_text", "text": "Keep it"},
-            "style": "danger",
-        },
-    }
+    return _button(
+        end_action_id(position),
+        label,
+        request.id,
+        style="danger",
+        confirm=_confirm(
+            "End the whole conversation?",
+            f"Everyone still on it will be disconnected, agents included: {everyone}. "
+            "This cannot be undone.",
+            "End it",
+            "Keep it",
+        ),
+    )
 
 
 def _since(moment: datetime | None, now: datetime) -> str:
@@ -321,16 +333,16 @@ def _call_details(match: CallMatch, now: datetime, position: int | None) -> Bloc
     label = f"Call {position + 1}" if position is not None else "Call"
     party = escape(_PURPOSE_NAMES.get(match.purpose, match.purpose))
     if match.participant_name and match.participant_name != match.number:
-        party += f" ({escape(match.participant_name)})"
+        party += f" ({escape(_truncate(match.participant_name, 200))})"
     fields = [
         f"*Number*\n{escape(display_number(match.number))}",
         f"*{label}*\n`{escape(match.conversation_id)}`",
         f"*Drops*\n{party}",
-        f"*Agent*\n{escape(', '.join(match.agent_names)) or 'none yet'}",
-        f"*Queue*\n{escape(', '.join(match.queue_names)) or 'none'}",
+        f"*Agent*\n{names(match.agent_names) or 'none yet'}",
+        f"*Queue*\n{names(match.queue_names) or 'none'}",
         f"*Connected*\n{_connected_for(match.connected_at, now)}",
     ]
-    return {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}
+    return _fields(fields)
 
 
 def _disconnect_button(
@@ -339,28 +351,18 @@ def _disconnect_button(
     number = display_number(match.number)
     label = f"Disconnect call {position + 1}" if several else "Disconnect caller"
     agents = ", ".join(match.agent_names) or "no agent"
-    return {
-        "type": "button",
-        "action_id": disconnect_action_id(position),
-        "text": {"type": "plain_text", "text": label},
-        "style": "danger",
-        # Only the request id: the bot never trusts call or participant ids from a click.
-        "value": request.id,
-        "confirm": {
-            "title": {"type": "plain_text", "text": "Disconnect this caller?"},
-            "text": {
-                "type": "plain_text",
-                "text": _truncate(
-                    f"{number} will be disconnected from the call with {agents}. "
-                    "This cannot be undone.",
-                    300,
-                ),
-            },
-            "confirm": {"type": "plain_text", "text": "Disconnect"},
-            "deny": {"type": "plain_text", "text": "Keep the call"},
-            "style": "danger",
-        },
-    }
+    return _button(
+        disconnect_action_id(position),
+        label,
+        request.id,
+        style="danger",
+        confirm=_confirm(
+            "Disconnect this caller?",
+            f"{number} will be disconnected from the call with {agents}. This cannot be undone.",
+            "Disconnect",
+            "Keep the call",
+        ),
+    )
 
 
 def block_action_id(position: int) -> str:
@@ -373,28 +375,20 @@ def _block_button(
 ) -> Block:
     number = display_number(match.number)
     label = f"Disconnect and block call {position + 1}" if several else "Disconnect and block"
-    return {
-        "type": "button",
-        "action_id": block_action_id(position),
-        "text": {"type": "plain_text", "text": label},
-        "style": "danger",
-        "value": request.id,
-        "confirm": {
-            "title": {"type": "plain_text", "text": "Disconnect and block?"},
-            "text": {
-                "type": "plain_text",
-                "text": _truncate(
-                    f"{number} will be disconnected, then blocked {block_for}: the contact "
-                    "center's inbound flow will refuse its calls. This cannot be undone "
-                    "(unblocking takes another request).",
-                    300,
-                ),
-            },
-            "confirm": {"type": "plain_text", "text": "Disconnect and block"},
-            "deny": {"type": "plain_text", "text": "Keep the call"},
-            "style": "danger",
-        },
-    }
+    return _button(
+        block_action_id(position),
+        label,
+        request.id,
+        style="danger",
+        confirm=_confirm(
+            "Disconnect and block?",
+            f"{number} will be disconnected, then blocked {block_for}: the contact center's "
+            "inbound flow will refuse its calls. This cannot be undone (unblocking takes "
+            "another request).",
+            "Disconnect and block",
+            "Keep the call",
+        ),
+    )
 
 
 def unblock_card(
@@ -408,19 +402,8 @@ def unblock_card(
     if request.reason:
         blocks.append(_reason(request.reason))
     buttons: list[Block] = [
-        {
-            "type": "button",
-            "action_id": UNBLOCK_ACTION,
-            "text": {"type": "plain_text", "text": "Unblock"},
-            "style": "primary",
-            "value": request.id,
-        },
-        {
-            "type": "button",
-            "action_id": CANCEL_ACTION,
-            "text": {"type": "plain_text", "text": "Cancel"},
-            "value": request.id,
-        },
+        _button(UNBLOCK_ACTION, "Unblock", request.id, style="primary"),
+        _button(CANCEL_ACTION, "Cancel", request.id),
     ]
     blocks.append({"type": "actions", "block_id": f"drop_{request.id}", "elements": buttons})
     who = (
@@ -428,10 +411,8 @@ def unblock_card(
         if two_person
         else "Only supervisors can confirm."
     )
-    blocks.append(
-        _context(f"{who} Expires {_clock(request.expires_at)} UTC. Request `{request.id}`")
-    )
-    return f"Unblock {_plain(number)}? Awaiting confirmation.", blocks
+    blocks.append(_context(f"{who} Expires {_time(request.expires_at)}. Request `{request.id}`"))
+    return fit(f"Unblock {_plain(number)}? Awaiting confirmation.", SECTION_TEXT), blocks
 
 
 def _reason(reason: str) -> Block:
@@ -450,21 +431,104 @@ def _connected_for(connected_at: datetime | None, now: datetime) -> str:
         length = f"{minutes} min {secs:02d} s"
     else:
         length = f"{secs} s"
-    return f"{length} (since {_clock(connected_at)} UTC)"
+    return f"{length} (since {_time(connected_at)})"
 
 
-def _clock(moment: datetime | None) -> str:
+def _time(moment: datetime | None, *, date: bool = False) -> str:
+    """A moment in Slack's date formatting: each reader sees their own local time; clients
+    that cannot show it fall back to UTC."""
     if moment is None:
         return "?"
-    return moment.astimezone(UTC).strftime("%H:%M:%S")
+    utc = moment.astimezone(UTC)
+    tokens, fallback = (
+        ("{date_num} {time_secs}", f"{utc:%Y-%m-%d %H:%M:%S}")
+        if date
+        else (
+            "{time_secs}",
+            f"{utc:%H:%M:%S}",
+        )
+    )
+    return f"<!date^{int(utc.timestamp())}^{tokens}|{fallback} UTC>"
 
 
 def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": fit(text, SECTION_TEXT)}}
+
+
+def _fields(texts: list[str]) -> Block:
+    return {
+        "type": "section",
+        "fields": [{"type": "mrkdwn", "text": fit(text, FIELD_TEXT)} for text in texts],
+    }
 
 
 def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": fit(text, CONTEXT_TEXT)}]}
+
+
+def _plain_text(text: str, limit: int) -> Block:
+    return {"type": "plain_text", "text": _truncate(text, limit)}
+
+
+def _confirm(title: str, text: str, confirm: str, deny: str) -> Block:
+    """A button's confirm dialog, each text within its limit."""
+    return {
+        "title": _plain_text(title, CONFIRM_TITLE),
+        "text": _plain_text(text, CONFIRM_TEXT),
+        "confirm": _plain_text(confirm, CONFIRM_BUTTON),
+        "deny": _plain_text(deny, CONFIRM_BUTTON),
+        "style": "danger",
+    }
+
+
+def _button(
+    action_id: str,
+    label: str,
+    value: str,
+    *,
+    style: str | None = None,
+    confirm: Block | None = None,
+) -> Block:
+    button: Block = {
+        "type": "button",
+        "action_id": action_id,
+        "text": _plain_text(label, BUTTON_TEXT),
+        # Only the request id: the bot never trusts call or participant ids from a click.
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    if confirm:
+        button["confirm"] = confirm
+    return button
+
+
+def fit(mrkdwn: str, limit: int) -> str:
+    """Cut mrkdwn to `limit` characters with an ellipsis, never inside an `&…;` entity or a
+    `<…>` token (a mention, a date, a link), so what is left still reads right."""
+    if len(mrkdwn) <= limit:
+        return mrkdwn
+    cut = mrkdwn[: limit - 1]
+    for opener, closer in (("<", ">"), ("&", ";")):
+        start = cut.rfind(opener)
+        if start > cut.rfind(closer):
+            cut = cut[:start]
+    return cut + "…"
+
+
+def names(values: Sequence[str], limit: int = NAMES_TEXT) -> str:
+    """Names from Genesys, escaped and joined; a list too long for a card ends with how many
+    more there are."""
+    escaped = [escape(_truncate(value, 100)) for value in values]
+    if len(", ".join(escaped)) <= limit:
+        return ", ".join(escaped)
+    shown: list[str] = []
+    for name in escaped:
+        more = f" and {len(escaped) - len(shown) - 1} more"
+        if len(", ".join([*shown, name])) + len(more) > limit:
+            break
+        shown.append(name)
+    return ", ".join(shown) + f" and {len(escaped) - len(shown)} more"
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -480,16 +544,40 @@ def audit_line(request: DropRequest) -> str:
     number = subject(request)
     chosen = request.chosen
     call = f" on call `{escape(chosen.conversation_id)}`" if chosen else ""
-    when = (request.decided_at or request.expires_at).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    when = _time(request.decided_at or request.expires_at, date=True)
     outcome = {
         RequestState.CANCELLED: "cancelled",
         RequestState.EXPIRED: "expired, nothing dropped",
-    }.get(request.state, escape(request.outcome or request.state.value).replace("_", " "))
+    }.get(request.state, escape((request.outcome or request.state.value).replace("_", " ")))
     decided = f" by <@{request.decided_by}>" if request.decided_by else ""
     dry = " (dry run)" if request.dry_run else ""
     why = f" Reason: {escape(_truncate(request.reason, 200))}." if request.reason else ""
     return (
-        f"`{when} UTC` {number}{call}: *{outcome}*{decided}{dry}. "
+        f"{when} {number}{call}: *{outcome}*{decided}{dry}. "
         f"Asked by <@{request.requester_id}> in <#{request.channel_id}>.{why} "
         f"Request `{request.id}`"
     )
+
+
+def requester_notice(request: DropRequest) -> str | None:
+    """A private word to the requester when someone else decided their request, or nobody
+    did in time; None when they decided it themselves (they saw it happen)."""
+    verb = "take" if request.target_kind == TargetKind.UNBLOCK else "drop"
+    about = f"your request to {verb} {subject(request)} (request `{request.id}`)"
+    if request.state == RequestState.EXPIRED:
+        return (
+            f":hourglass: Nobody approved {about} before it expired at "
+            f"{_time(request.expires_at)}. Nothing was done; run the command again if it is "
+            "still needed."
+        )
+    if request.decided_by is None or request.decided_by == request.requester_id:
+        return None
+    if request.state == RequestState.CANCELLED:
+        return f":no_entry_sign: <@{request.decided_by}> cancelled {about}. Nothing was done."
+    if request.state in (RequestState.DONE, RequestState.FAILED):
+        outcome = escape((request.outcome or request.state.value).replace("_", " "))
+        return (
+            f"<@{request.decided_by}> approved {about}. Outcome: *{outcome}*; the card in "
+            f"<#{request.channel_id}> says more."
+        )
+    return None

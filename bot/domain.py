@@ -93,6 +93,10 @@ class Outcome(enum.StrEnum):
         )
 
 
+CARD_VIA_CHAT = "chat"
+CARD_VIA_RESPONSE_URL = "response_url"
+
+
 @dataclass(frozen=True)
 class DropRequest:
     """One `/drop-caller` request and what became of it."""
@@ -123,6 +127,11 @@ class DropRequest:
     reason: str | None = None
     # The approval was "Disconnect and block": the number goes on the block list too.
     block: bool = False
+    # How the card was posted: "chat" (chat.postMessage, so `message_ts` is where) or
+    # "response_url" (the command's own, when the bot was not in the channel).
+    card_via: str | None = None
+    # Failed attempts so far at catching up on the card or the audit line (`catch_up`).
+    announce_attempts: int = 0
 
     @property
     def chosen(self) -> CallMatch | None:
@@ -130,6 +139,14 @@ class DropRequest:
         if self.chosen_position is None or self.chosen_position >= len(self.candidates):
             return None
         return self.candidates[self.chosen_position]
+
+    @property
+    def card_through_response_url(self) -> bool:
+        """True when the card was posted through the command's response_url, so that URL
+        (valid for 30 minutes) is the only way to update it without a click."""
+        if self.card_via is None:  # recorded before migration 0005
+            return self.message_ts is None
+        return self.card_via == CARD_VIA_RESPONSE_URL
 
     @property
     def card_behind(self) -> bool:

@@ -10,8 +10,10 @@ lost. The button handlers (`bot.actions`) hand a parsed `Click` here; the sweepe
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +23,7 @@ from slack_bolt import Respond
 from bot.authorisation import Authoriser
 from bot.blocking import BlockList, BlockListOff
 from bot.calls import CallDirectory
-from bot.cards import escape, outcome_card, progress_card
+from bot.cards import escape, outcome_card, progress_card, requester_notice
 from bot.domain import (
     Claim,
     ClaimStatus,
@@ -33,14 +35,40 @@ from bot.domain import (
 )
 from bot.errors import BotError
 from bot.policy import Policy
-from bot.publisher import CardPublisher
+from bot.publisher import CardPublisher, Delivery
 from bot.store import RequestStore
+from genesys.config import GenesysConfig
 from genesys.errors import CallNotFound, GenesysError
 from genesys.models import GONE_STATES, CallMatch
 
 logger = logging.getLogger(__name__)
 
 NO_SUCH_REQUEST = "The bot has no such request here, so nothing was done."
+
+# Catching up on a card update or an audit line that did not go out gives up after this
+# many failed attempts (spaced out, doubling from the sweeper's catch-up delay up to an
+# hour), or once the request is this old, or at once on an error that cannot heal.
+CATCH_UP_ATTEMPTS = 6
+CATCH_UP_MAX_AGE = timedelta(days=1)
+CATCH_UP_MAX_WAIT = timedelta(hours=1)
+# A lease is renewed this many times per its length while the drop is carried out, and for
+# at most this many lease lengths (every step is bounded; this only catches a bug).
+_RENEWALS_PER_LEASE = 3
+_MAX_LEASES = 10
+
+
+def lease_for(config: GenesysConfig) -> timedelta:
+    """How long a claimed drop may go unrenewed before another instance takes it as
+    interrupted (its instance died): the longest one Genesys step can take while the
+    instance is alive (a request's retry budget, then a last attempt's connect and read
+    timeouts, or the confirming wait and its last read), plus a margin for the database.
+
+    With the defaults, 3 + 10 + 8 + 4 = 25 s: a drop a crash interrupted is recovered
+    within that plus one sweep (15 s), well inside a minute.
+    """
+    request = config.connect_timeout + config.read_timeout
+    longest_step = max(config.retry.max_total_seconds + request, config.confirm_timeout + request)
+    return timedelta(seconds=longest_step + 4)
 
 
 @dataclass(frozen=True)
@@ -83,9 +111,11 @@ class DropWorkflow:
         authoriser: Authoriser,
         policy: Policy,
         blocklist: BlockList,
+        lease: timedelta,
         now: Callable[[], datetime],
     ) -> None:
         self._blocklist = blocklist
+        self._lease = lease
         self._store = store
         self._calls = calls
         self._publisher = publisher
@@ -114,7 +144,13 @@ class DropWorkflow:
             return
         block = click.block and not teardown and request.target_kind != TargetKind.UNBLOCK
         try:
-            claim = self._store.claim(request.id, click.user_id, click.position, block=block)
+            claim = self._store.claim(
+                request.id,
+                click.user_id,
+                click.position,
+                block=block,
+                lease_until=self._now() + self._lease,
+            )
         except BotError as exc:
             self.tell(click, f":warning: {escape(str(exc))}")
             return
@@ -127,7 +163,8 @@ class DropWorkflow:
             claimed, *progress_card(claimed, self._now()), respond=click.respond
         )
         try:
-            decision = self._carry_out(claimed, click.user_id)
+            with self._leased(claimed.id):
+                decision = self._carry_out(claimed, click.user_id)
         except (GenesysError, BlockListOff) as exc:
             logger.warning("Request %s failed: %r", claimed.id, exc)
             code = exc.code if isinstance(exc, GenesysError) else None
@@ -241,23 +278,89 @@ class DropWorkflow:
         for line in self._blocklist.expire_due():
             self._publisher.audit_text(f":unlock: {line}")
 
-    def recover_interrupted(self, older_than: timedelta) -> None:
-        """Decide drops a crash left `approving` for longer than `older_than`."""
-        for request in self._store.stale_approvals(older_than):
+    def recover_interrupted(self) -> None:
+        """Decide drops whose instance stopped renewing its lease (it died mid-drop)."""
+        for request in self._store.stale_approvals(self._lease):
             self._recover(request)
 
     def catch_up(self, older_than: timedelta) -> None:
-        """Show the state on cards, and post audit lines, that a crash or Slack left behind."""
+        """Show the state on cards, and post audit lines, that a crash or Slack left behind
+        `older_than` ago: oldest first, each failure spacing the next attempt out, until an
+        error that cannot heal, `CATCH_UP_ATTEMPTS` or `CATCH_UP_MAX_AGE` ends it
+        (`announce_abandoned` in the audit trail, one warning in the log). A rate limit ends
+        the sweep's catch-up: the rest wait for the next."""
         for request in self._store.unannounced(older_than, audit=self._publisher.audits):
+            failed: dict[str, Delivery] = {}
             if request.card_behind:
                 logger.info("Updating the card of request %s, left behind", request.id)
-            self._conclude(
-                request,
-                show=request.card_behind,
-                audit=self._publisher.audits and not request.audit_posted,
+                card = self._publisher.show_outcome(request, self._now())
+                if not card.ok:
+                    failed["card"] = card
+            if self._publisher.audits and not request.audit_posted:
+                line = self._publisher.audit(request)
+                if not line.ok:
+                    failed["audit_line"] = line
+            if failed:
+                self._catch_up_failed(request, failed, older_than)
+                if any(d.retry_after is not None for d in failed.values()):
+                    return
+
+    def _catch_up_failed(
+        self, request: DropRequest, failed: dict[str, Delivery], first_wait: timedelta
+    ) -> None:
+        """Give up on a request's card and line, or wait longer before the next attempt."""
+        attempts = request.announce_attempts + 1
+        now = self._now()
+        final = [what for what, delivery in failed.items() if delivery.final]
+        if final or attempts >= CATCH_UP_ATTEMPTS or now - request.created_at >= CATCH_UP_MAX_AGE:
+            errors = {what: delivery.error for what, delivery in failed.items()}
+            why = (
+                "an error that cannot heal"
+                if final
+                else f"{attempts} attempts"
+                if attempts >= CATCH_UP_ATTEMPTS
+                else "the request's age"
             )
+            if self._store.abandon_announcing(
+                request.id, {**errors, "attempts": attempts, "why": why}
+            ):
+                logger.warning(
+                    "Gave up updating request %s in Slack after %s: %s",
+                    request.id,
+                    why,
+                    ", ".join(f"{what} {error}" for what, error in errors.items()),
+                )
+            return
+        wait = min(first_wait * 2 ** (attempts - 1), CATCH_UP_MAX_WAIT)
+        asked = max((d.retry_after or 0.0 for d in failed.values()), default=0.0)
+        wait = max(wait, timedelta(seconds=asked))
+        self._store.postpone_announcing(request.id, attempts, now + wait)
 
     # ------------------------------------------------------------ internals
+
+    @contextlib.contextmanager
+    def _leased(self, request_id: str) -> Iterator[None]:
+        """Keep renewing the claimed drop's lease while the body runs, so that no other
+        instance takes a slow drop for an interrupted one; a crash stops the renewals."""
+        stop = threading.Event()
+        every = self._lease.total_seconds() / _RENEWALS_PER_LEASE
+
+        def renew() -> None:
+            for _ in range(_RENEWALS_PER_LEASE * _MAX_LEASES):
+                if stop.wait(every):
+                    return
+                try:
+                    if not self._store.renew_lease(request_id, self._now() + self._lease):
+                        return  # it has an outcome (recorded here or by a recovery)
+                except BotError as exc:
+                    logger.warning("Could not renew the lease on request %s: %s", request_id, exc)
+
+        keeper = threading.Thread(target=renew, name=f"lease-{request_id}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
 
     def _recover(self, request: DropRequest) -> None:
         """Decide an interrupted drop from the call as it is now, and say so on the card."""
@@ -342,23 +445,24 @@ class DropWorkflow:
         return final
 
     def _conclude(
-        self,
-        request: DropRequest,
-        click: Click | None = None,
-        *,
-        show: bool = True,
-        audit: bool = True,
+        self, request: DropRequest, click: Click | None = None, *, decided_here: bool = True
     ) -> None:
-        """The end of every path: the card shows the recorded state, then the audit line.
+        """The end of every path: the card shows the recorded state; then, from the caller
+        that made the change (`decided_here`), the audit line and a private word to the
+        requester when someone else decided or the request expired.
 
         If the card cannot be updated after a click, the clicker is told the outcome.
         """
         respond = click.respond if click is not None else None
-        shown = not show or self._publisher.show_outcome(request, self._now(), respond=respond)
-        if not shown and click is not None:
+        shown = self._publisher.show_outcome(request, self._now(), respond=respond)
+        if not shown.ok and click is not None:
+            logger.warning("Could not update the card of request %s: %s", request.id, shown.error)
             self.tell(click, outcome_card(request, self._now())[0])
-        if audit:
+        if decided_here:
             self._publisher.audit(request)
+            notice = requester_notice(request)
+            if notice is not None:
+                self._publisher.notify(request.requester_id, request.channel_id, notice)
 
     def _authorised_request(self, click: Click) -> DropRequest | None:
         """The request a click refers to, if the clicker may act on it; otherwise say why not."""
@@ -393,7 +497,7 @@ class DropWorkflow:
         request = claim.request
         if claim.status == ClaimStatus.EXPIRED and request is not None:
             # Only the click that expired it posts its audit line; the card is shown anyway.
-            self._conclude(request, click, audit=claim.expired_now)
+            self._conclude(request, click, decided_here=claim.expired_now)
             self.tell(click, "This request had expired, so nothing was disconnected.")
         elif claim.status == ClaimStatus.ALREADY_DECIDED and request is not None:
             self.tell(click, _already_decided(request))

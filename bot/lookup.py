@@ -230,9 +230,12 @@ def _record_and_post(
                 ":warning: Could not post the confirmation card here. Invite the bot to this "
                 "channel (`/invite @drop-caller`) and try again."
             )
-        return
+            return
+        message_ts = None
+    else:
+        message_ts = str(posted["ts"])
     try:
-        services.store.set_message(request.id, str(posted["ts"]))
+        services.store.set_message(request.id, message_ts)
     except BotError:
         # The card is out; its buttons still reach the request, and clicks update it in place
         # through their own response_url.

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The newest migration's revision (a test keeps it equal to Alembic's head).
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 # Any fixed number: the PostgreSQL advisory lock that serialises migrations across instances.
 _MIGRATION_LOCK = 7_341_002
 
@@ -58,6 +58,17 @@ drop_requests = sa.Table(
     # "Disconnect and block".
     sa.Column("reason", sa.Text),
     sa.Column("block", sa.Boolean, nullable=False, server_default=sa.false()),
+    # How the card was posted: "chat" (chat.postMessage: message_ts) or "response_url" (the
+    # command's own response_url, when the bot is not in the channel).
+    sa.Column("card_via", sa.String(16)),
+    # Catching up on a lost card update or audit line: attempts so far, the next one not
+    # before, and when the bot gave up (bot.drops.DropWorkflow.catch_up).
+    sa.Column("announce_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("announce_after", sa.DateTime(timezone=True)),
+    sa.Column("announce_abandoned_at", sa.DateTime(timezone=True)),
+    # While an instance carries out an approved drop it keeps renewing this; a drop whose
+    # lease has run out was interrupted (crash recovery).
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
 )
 
 drop_candidates = sa.Table(

@@ -82,7 +82,6 @@ class Settings:
     protected_numbers: frozenset[str] = frozenset()
     audit_channel: str | None = None
     sweep_interval: float = 15.0
-    recover_after: float = 120.0
     catch_up_after: float = 30.0
 
     def genesys_config(self, **changes: Any) -> GenesysConfig:
@@ -224,9 +223,6 @@ def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Se
     sweep_interval = _positive_float(
         get("DROP_CALLER_SWEEP_INTERVAL"), 15.0, "DROP_CALLER_SWEEP_INTERVAL", problems
     )
-    recover_after = _positive_float(
-        get("DROP_CALLER_RECOVER_AFTER"), 120.0, "DROP_CALLER_RECOVER_AFTER", problems
-    )
     catch_up_after = _positive_float(
         get("DROP_CALLER_CATCH_UP_AFTER"), 30.0, "DROP_CALLER_CATCH_UP_AFTER", problems
     )
@@ -275,7 +271,6 @@ def load_settings(environ: Mapping[str, str], *, mode: Mode | None = None) -> Se
         protected_numbers=protected,
         audit_channel=audit_channel,
         sweep_interval=sweep_interval,
-        recover_after=recover_after,
         catch_up_after=catch_up_after,
     )
 

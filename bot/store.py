@@ -27,6 +27,8 @@ from typing import Any, ParamSpec, TypeVar
 import sqlalchemy as sa
 
 from bot.domain import (
+    CARD_VIA_CHAT,
+    CARD_VIA_RESPONSE_URL,
     CLOSED_STATES,
     Block,
     BlockState,
@@ -199,6 +201,9 @@ class RequestStore:
                     target_kind=target_kind.value,
                     target=target,
                     reason=reason,
+                    # Until set_message says otherwise, so that a crash between the post
+                    # and set_message never sends the card's update to the response_url.
+                    card_via=CARD_VIA_CHAT,
                 )
             )
             for position, match in enumerate(candidates):
@@ -242,18 +247,30 @@ class RequestStore:
         return request
 
     @_unavailable_as_error
-    def set_message(self, request_id: str, message_ts: str) -> None:
-        """Remember where the card was posted, so it can be updated in place."""
+    def set_message(self, request_id: str, message_ts: str | None) -> None:
+        """Remember where the card was posted, so it can be updated in place: the message's
+        ts, or None when it went through the command's response_url."""
+        via = CARD_VIA_CHAT if message_ts else CARD_VIA_RESPONSE_URL
         with self._engine.begin() as connection:
-            _transition(connection, request_id, message_ts=message_ts)
+            _transition(connection, request_id, message_ts=message_ts, card_via=via)
 
     @_unavailable_as_error
-    def claim(self, request_id: str, user_id: str, position: int, *, block: bool = False) -> Claim:
+    def claim(
+        self,
+        request_id: str,
+        user_id: str,
+        position: int,
+        *,
+        block: bool = False,
+        lease_until: datetime | None = None,
+    ) -> Claim:
         """Atomically move a pending, unexpired request to `approving` for this user.
 
         In the same transaction the chosen participant is claimed, so that two cards for
         one caller cannot both send a disconnect. `block`: the approval also blocks the
         number. An unblock request has no calls; its one button is position 0.
+        `lease_until`: the claimer's lease (`renew_lease`); without one, the request counts
+        as claimed at `decided_at` (`stale_approvals`).
         """
 
         def valid(request: DropRequest) -> bool:
@@ -277,7 +294,7 @@ class RequestStore:
             user_id,
             RequestState.APPROVING,
             "approved",
-            extra={"chosen_position": position, "block": block},
+            extra={"chosen_position": position, "block": block, "lease_until": lease_until},
             valid=valid,
             describe=describe,
         )
@@ -378,21 +395,40 @@ class RequestStore:
         return [request for request in map(self.get, expired) if request is not None]
 
     @_unavailable_as_error
-    def stale_approvals(self, older_than: timedelta, limit: int = 100) -> list[DropRequest]:
-        """Requests approved longer ago than `older_than` that never got an outcome."""
+    def stale_approvals(self, fallback: timedelta, limit: int = 100) -> list[DropRequest]:
+        """Approved requests whose instance stopped renewing its lease before they got an
+        outcome (it died mid-drop); without a lease, those approved `fallback` ago."""
+        now = self._now()
         with self._engine.connect() as connection:
             ids = list(
                 connection.execute(
                     sa.select(drop_requests.c.id)
                     .where(
                         drop_requests.c.state == RequestState.APPROVING.value,
-                        drop_requests.c.decided_at <= self._now() - older_than,
+                        sa.or_(
+                            drop_requests.c.lease_until <= now,
+                            sa.and_(
+                                drop_requests.c.lease_until.is_(None),
+                                drop_requests.c.decided_at <= now - fallback,
+                            ),
+                        ),
                     )
                     .order_by(drop_requests.c.decided_at)
                     .limit(limit)
                 ).scalars()
             )
         return [request for request in map(self.get, ids) if request is not None]
+
+    @_unavailable_as_error
+    def renew_lease(self, request_id: str, until: datetime) -> bool:
+        """Extend the lease on a drop being carried out; False once it has an outcome."""
+        with self._engine.begin() as connection:
+            return _transition(
+                connection,
+                request_id,
+                drop_requests.c.state == RequestState.APPROVING.value,
+                lease_until=until,
+            )
 
     def _expire(self, request_id: str) -> bool:
         now = self._now()
@@ -522,9 +558,10 @@ class RequestStore:
 
     @_unavailable_as_error
     def unannounced(
-        self, older_than: timedelta, *, audit: bool, limit: int = 100
+        self, older_than: timedelta, *, audit: bool, limit: int = 20
     ) -> list[DropRequest]:
-        """Decided requests whose card, or audit line, a crash may have left behind."""
+        """Decided requests whose card, or audit line, was left behind (a crash, a Slack
+        outage) and is due another try: oldest first, those given up on left out."""
         closed = sorted(state.value for state in CLOSED_STATES)
         behind = sa.or_(
             drop_requests.c.card_shown_state.is_(None),
@@ -532,7 +569,10 @@ class RequestStore:
         )
         if audit:
             behind = sa.or_(behind, drop_requests.c.audit_posted_at.is_(None))
-        cutoff = self._now() - older_than
+        now = self._now()
+        ended = sa.func.coalesce(
+            drop_requests.c.finished_at, drop_requests.c.decided_at, drop_requests.c.expires_at
+        )
         with self._engine.connect() as connection:
             ids = list(
                 connection.execute(
@@ -540,17 +580,40 @@ class RequestStore:
                     .where(
                         drop_requests.c.state.in_(closed),
                         behind,
-                        sa.func.coalesce(
-                            drop_requests.c.finished_at,
-                            drop_requests.c.decided_at,
-                            drop_requests.c.expires_at,
-                        )
-                        <= cutoff,
+                        ended <= now - older_than,
+                        drop_requests.c.announce_abandoned_at.is_(None),
+                        sa.or_(
+                            drop_requests.c.announce_after.is_(None),
+                            drop_requests.c.announce_after <= now,
+                        ),
                     )
+                    .order_by(ended, drop_requests.c.id)
                     .limit(limit)
                 ).scalars()
             )
         return [request for request in map(self.get, ids) if request is not None]
+
+    @_unavailable_as_error
+    def postpone_announcing(self, request_id: str, attempts: int, until: datetime) -> None:
+        """Count a failed catch-up attempt and wait until `until` before the next."""
+        with self._engine.begin() as connection:
+            _transition(connection, request_id, announce_attempts=attempts, announce_after=until)
+
+    @_unavailable_as_error
+    def abandon_announcing(self, request_id: str, detail: dict[str, Any]) -> bool:
+        """Stop catching up on this request's card and audit line for good, and say why in
+        its audit trail (`announce_abandoned`); False if another instance already did."""
+        now = self._now()
+        with self._engine.begin() as connection:
+            if _transition(
+                connection,
+                request_id,
+                drop_requests.c.announce_abandoned_at.is_(None),
+                announce_abandoned_at=now,
+            ):
+                _record(connection, request_id, now, "announce_abandoned", None, detail)
+                return True
+        return False
 
     # ------------------------------------------------------------ reads
 
@@ -860,6 +923,8 @@ def _request_from_rows(row: Any, candidate_rows: list[Any]) -> DropRequest:
         target=row["target"],
         reason=row["reason"],
         block=bool(row["block"]),
+        card_via=row["card_via"],
+        announce_attempts=int(row["announce_attempts"] or 0),
         candidates=tuple(
             CallMatch(
                 conversation_id=c["conversation_id"],

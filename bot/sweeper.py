@@ -12,15 +12,13 @@ import threading
 from datetime import timedelta
 
 from bot.drops import DropWorkflow
+from bot.errors import BotError
 
 logger = logging.getLogger(__name__)
 
-# Defaults (settings DROP_CALLER_RECOVER_AFTER and DROP_CALLER_CATCH_UP_AFTER):
-# an approval older than this with no outcome was interrupted (the bot died mid-drop): every
-# Genesys step is bounded well below it (retries 8 s, confirmation 5 s, timeouts 10 s each).
-RECOVER_AFTER = timedelta(minutes=2)
-# A decided request whose card or audit line is still behind this long after the decision
-# lost them to a crash or a Slack outage: the sweeper shows or posts them again.
+# The default of DROP_CALLER_CATCH_UP_AFTER: a decided request whose card or audit line is
+# still behind this long after the decision lost them to a crash or a Slack outage: the
+# sweeper shows or posts them again (then waits twice as long after each failure).
 CATCH_UP_AFTER = timedelta(seconds=30)
 
 
@@ -32,12 +30,10 @@ class Sweeper:
         drops: DropWorkflow,
         *,
         interval: float,
-        recover_after: timedelta = RECOVER_AFTER,
         catch_up_after: timedelta = CATCH_UP_AFTER,
     ) -> None:
         self._drops = drops
         self._interval = interval
-        self._recover_after = recover_after
         self._catch_up_after = catch_up_after
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -56,15 +52,17 @@ class Sweeper:
     def sweep_once(self) -> None:
         """Expire overdue cards, recover interrupted drops, catch up on lost card updates."""
         self._drops.expire_due()
-        self._drops.recover_interrupted(self._recover_after)
+        self._drops.recover_interrupted()
         self._drops.catch_up(self._catch_up_after)
 
     def _run(self) -> None:
         while True:
             try:
                 self.sweep_once()
+            except BotError as exc:
+                # Keep sweeping: a database outage passes (one line, not a traceback a sweep).
+                logger.warning("Sweep stopped (%s); trying again in %g s", exc, self._interval)
             except Exception:
-                # Keep sweeping: a database or Slack outage passes.
                 logger.exception("Sweep failed; trying again in %g s", self._interval)
             if self._stop.wait(self._interval):
                 return

@@ -60,12 +60,18 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs, urlsplit
 
+from sandbox import block_kit
+
 T = TypeVar("T")
 
 # Form-encoded arguments that Slack expects as JSON text.
-_JSON_ARGS = frozenset({"blocks", "attachments", "metadata", "users", "channels"})
+_JSON_ARGS = frozenset({"blocks", "attachments", "metadata", "users", "channels", "view"})
 _TS_BASE = 1_700_000_000
 DEFAULT_BOT_TOKEN = "xoxb-test-token"
+#: The bot scopes manifest.yml asks for.
+DEFAULT_SCOPES = frozenset(
+    {"commands", "chat:write", "usergroups:read", "channels:read", "groups:read"}
+)
 DEFAULT_APP_TOKEN = "xapp-test-token"
 APP_ID = "A0001"
 _VERIFICATION_TOKEN = "verification-token"  # deprecated by Slack, still sent
@@ -219,6 +225,16 @@ def _json_reply(payload: dict[str, Any], status: int = 200, **headers: str) -> _
 
 def _text_reply(text: str, status: int = 200) -> _Reply:
     return _Reply(status, text.encode(), "text/plain; charset=utf-8")
+
+
+def _refused(text: str, blocks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Slack's answer to a message that breaks its limits, or None."""
+    if block_kit.text_problem(text):
+        return {"ok": False, "error": "msg_too_long"}
+    found = block_kit.problems(blocks)
+    if found:
+        return {"ok": False, "error": "invalid_blocks", "errors": found}
+    return None
 
 
 def _as_list(value: Any) -> list[dict[str, Any]]:
@@ -400,8 +416,14 @@ class FakeSlack:
         self.app_token = app_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
-        #: Channels where chat.postMessage answers ``not_in_channel``.
+        #: Channels where chat.postMessage answers ``not_in_channel`` (and conversations.info
+        #: says ``is_member: false``).
         self.not_in_channel: set[str] = set()
+        #: The scopes granted to the bot token, sent back in every answer's
+        #: ``x-oauth-scopes`` header as Slack does; by default what manifest.yml asks for.
+        self.scopes: set[str] = set(DEFAULT_SCOPES)
+        #: Channels conversations.info does not know (``channel_not_found``).
+        self.unknown_channels: set[str] = set()
         #: usergroup id -> user ids, for usergroups.users.list (unknown ids: ``no_such_subteam``).
         self.usergroups: dict[str, list[str]] = {}
         #: HTTP status for every response_url post; anything but 200 makes them all fail.
@@ -418,6 +440,7 @@ class FakeSlack:
         self._response_posts: list[ResponsePost] = []
         self._messages: dict[tuple[str, str], _StoredMessage] = {}
         self._ephemerals: list[Ephemeral] = []
+        self._views: dict[str, list[dict[str, Any]]] = {}
         self._hooks: dict[str, _ResponseHook] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._ts_seq = 0
@@ -636,6 +659,16 @@ class FakeSlack:
         with self._lock:
             return list(self._response_posts)
 
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Delete a message as a person would (later updates get ``message_not_found``)."""
+        with self._lock:
+            del self._messages[(channel, ts)]
+
+    def home_views(self, user_id: str) -> list[dict[str, Any]]:
+        """Every Home tab view published for ``user_id`` (views.publish), oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._views.get(user_id, []))
+
     @property
     def ephemerals(self) -> list[Ephemeral]:
         """Every chat.postEphemeral that succeeded, oldest first."""
@@ -825,6 +858,8 @@ class FakeSlack:
                 reply = _json_reply({"ok": False, "error": "invalid_auth"})
             else:
                 reply = self._scripted_failure(method) or self._run_method(method, args)
+                if token == self.bot_token:
+                    reply.headers["x-oauth-scopes"] = ",".join(sorted(self.scopes))
             error = None
             parsed = json.loads(reply.body)
             if not parsed.get("ok"):
@@ -850,7 +885,9 @@ class FakeSlack:
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.delete": self._chat_delete,
+            "conversations.info": self._conversations_info,
             "usergroups.users.list": self._usergroups_users_list,
+            "views.publish": self._views_publish,
         }
         handler = handlers.get(method)
         if handler is None:
@@ -889,6 +926,9 @@ class FakeSlack:
         attachments = _as_list(args.get("attachments"))
         if not text and not blocks and not attachments:
             return {"ok": False, "error": "no_text"}
+        refused = _refused(text, blocks)
+        if refused is not None:
+            return refused
         thread_ts = args.get("thread_ts")
         stored = _StoredMessage(
             channel=channel,
@@ -909,6 +949,9 @@ class FakeSlack:
         stored = self._messages.get((channel, ts))
         if stored is None:
             return {"ok": False, "error": "message_not_found"}
+        refused = _refused(str(args.get("text") or ""), _as_list(args.get("blocks")))
+        if refused is not None:
+            return refused
         # Like Slack: fields left out keep their old value; [] clears blocks/attachments.
         if "text" in args:
             stored.text = str(args["text"] or "")
@@ -951,6 +994,37 @@ class FakeSlack:
             )
         )
         return {"ok": True, "message_ts": ts}
+
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        if not channel or channel in self.unknown_channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if not {"channels:read", "groups:read"} & self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": "channels:read"}
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "name": channel.lower(),
+                "is_channel": True,
+                "is_archived": False,
+                "is_member": channel not in self.not_in_channel,
+            },
+        }
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = str(args.get("user_id") or "")
+        view = args.get("view")
+        if not user:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments", "detail": "view.type must be home"}
+        blocks = _as_list(view.get("blocks"))
+        found = block_kit.problems(blocks, surface="home")
+        if found:
+            return {"ok": False, "error": "invalid_blocks", "errors": found}
+        self._views.setdefault(user, []).append(copy.deepcopy(view))
+        return {"ok": True, "view": {"id": f"V{len(self._views[user])}", **view}}
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         users = self.usergroups.get(str(args.get("usergroup") or ""))
@@ -1053,6 +1127,8 @@ class FakeSlack:
                 status, answer = 404, "no_service"
             elif hook.uses >= self.response_url_max_uses:
                 status, answer = 404, "used_url"
+            elif _refused(str(payload.get("text") or ""), _as_list(payload.get("blocks"))):
+                status, answer = 400, "invalid_blocks"
             self._response_posts.append(
                 ResponsePost(token, url, copy.deepcopy(payload), now, status)
             )

@@ -15,6 +15,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from bot.app_factory import Bot, create_bot
 from bot.domain import DropRequest
+from bot.drops import lease_for
 from bot.settings import Settings, load_settings
 from bot.store import RequestStore
 from genesys.client import GenesysCalls
@@ -150,7 +151,7 @@ def start_bot(
     *,
     env: Mapping[str, str] | None = None,
     confirm_timeout: float = 1.0,
-    recover_after: timedelta = timedelta(minutes=2),
+    lease: timedelta | None = None,
     catch_up_after: timedelta = timedelta(seconds=30),
     realtime_budget: float = 3.0,
     note_budget: float = 2.0,
@@ -161,21 +162,23 @@ def start_bot(
     environ.update(env or {})
     settings = load_settings(environ)
     store = RequestStore.from_url(settings.database_url)
-    calls = GenesysCalls(
-        settings.genesys_config(
-            read_timeout=2.0,
-            # Same policy shape as production, with short waits so tests stay fast.
-            retry=RetryPolicy(
-                max_attempts=3, max_total_seconds=3.0, base_delay=0.01, max_delay=0.05
-            ),
-            confirm_timeout=confirm_timeout,
-            confirm_interval=0.05,
-            realtime_budget=realtime_budget,
-            note_budget=note_budget,
-        )
+    config = settings.genesys_config(
+        read_timeout=2.0,
+        # Same policy shape as production, with short waits so tests stay fast.
+        retry=RetryPolicy(max_attempts=3, max_total_seconds=3.0, base_delay=0.01, max_delay=0.05),
+        confirm_timeout=confirm_timeout,
+        confirm_interval=0.05,
+        realtime_budget=realtime_budget,
+        note_budget=note_budget,
     )
+    calls = GenesysCalls(config)
     bot = create_bot(
-        settings, calls, store, recover_after=recover_after, catch_up_after=catch_up_after
+        settings,
+        calls,
+        store,
+        # The lease production would derive from these (shorter) bounds.
+        lease=lease_for(config) if lease is None else lease,
+        catch_up_after=catch_up_after,
     )
     bot.start_background(check_realtime=check_realtime)
     # As in production the identity is learnt in the background; tests want it settled.

@@ -252,7 +252,7 @@ def test_an_interrupted_drop_is_recovered_from_the_call_as_it_is(
     still_there = genesys.add_inbound_call(NUMBER)
     gone = genesys.add_inbound_call("+15559876543")
     env = {"DROP_CALLER_SWEEP_INTERVAL": "0.2", "DROP_CALLER_AUDIT_CHANNEL": AUDIT_CHANNEL}
-    with start_bot(genesys, slack, tmp_path, env=env, recover_after=timedelta(0)) as bot:
+    with start_bot(genesys, slack, tmp_path, env=env, lease=timedelta(0)) as bot:
         bot.command(NUMBER)
         first = bot.wait_for_card()
         bot.command("+15559876543")
@@ -386,7 +386,7 @@ def test_database_lost_after_the_disconnect_is_shown_then_recovered(
 
     caplog.set_level(logging.ERROR)
     env = {"DATABASE_URL": postgres_url, "DROP_CALLER_SWEEP_INTERVAL": "0.2"}
-    with start_bot(genesys, slack, tmp_path, env=env, recover_after=timedelta(seconds=1)) as bot:
+    with start_bot(genesys, slack, tmp_path, env=env, lease=timedelta(seconds=1)) as bot:
         genesys.add_inbound_call(NUMBER)
         bot.command(NUMBER)
         card = bot.wait_for_card()

@@ -71,10 +71,20 @@ def _walk(node: Any) -> Iterator[dict[str, Any]]:
             yield from _walk(item)
 
 
+# Slack's date formatting, `<!date^unix^format|fallback>`.
+_DATE = re.compile(r"<!date\^(\d+)\^([^|>]+)\|([^>]+)>")
+
+
+def _as_fallback(text: str) -> str:
+    """The text as a client that cannot show local times reads it: each date its fallback."""
+    return _DATE.sub(lambda date: date.group(3), text)
+
+
 def _texts(blocks: list[Block], kind: str) -> list[str]:
-    """The text of every text object of the given type ("mrkdwn" or "plain_text")."""
+    """The text of every text object of the given type ("mrkdwn" or "plain_text"), each date
+    read as its UTC fallback (the test below checks the dates themselves)."""
     return [
-        node["text"]
+        _as_fallback(node["text"])
         for node in _walk(blocks)
         if node.get("type") == kind and isinstance(node.get("text"), str)
     ]
@@ -85,7 +95,7 @@ def _buttons(blocks: list[Block]) -> list[dict[str, Any]]:
 
 
 def _all_mrkdwn(text: str, blocks: list[Block]) -> str:
-    return "\n".join([text, *_texts(blocks, "mrkdwn")])
+    return "\n".join([_as_fallback(text), *_texts(blocks, "mrkdwn")])
 
 
 def _several(count: int) -> DropRequest:
