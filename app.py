@@ -1,7 +1,7 @@
 """drop-caller: read the configuration, build the parts, start the chosen transport.
 
-Wiring only: `bot.app_factory` builds the bot, `bot.server` serves it, `bot.audit` exports
-the audit trail, `sandbox.server` runs the sandbox.
+Wiring only: `bot.app_factory` builds the bot, `bot.server` serves it, `bot.check` checks
+the configuration, `bot.audit` exports the audit trail, `sandbox.server` runs the sandbox.
 """
 
 from __future__ import annotations
@@ -27,8 +27,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.audit import export
 
         return export(args_list[1:])
+    if args_list[:1] == ["check"]:
+        from bot.check import main as check
+
+        return check(args_list[1:])
     parser = argparse.ArgumentParser(
-        description="drop-caller Slack bot. `python app.py audit --help` exports the audit trail."
+        description="drop-caller Slack bot. `python app.py check` checks the configuration "
+        "against the services; `python app.py audit --help` exports the audit trail."
     )
     transport = parser.add_mutually_exclusive_group()
     transport.add_argument("--http", dest="mode", action="store_const", const="http")

@@ -35,6 +35,7 @@ from genesys.models import (
     TeardownOutcome,
     TeardownResult,
 )
+from genesys.probes import Features, Probe, run_probes
 from genesys.realtime import SourceStatus
 from genesys.sdk import sdk
 from genesys.session import GenesysSession, in_background
@@ -86,6 +87,11 @@ class GenesysCalls:
     def check_realtime_sources(self) -> list[SourceStatus]:
         """See `CallFinder.check_realtime_sources`."""
         return self._finder.check_realtime_sources()
+
+    def probe_access(self, features: Features) -> list[Probe]:
+        """Sign in and probe each permission `features` need, changing nothing (see
+        `genesys.probes`)."""
+        return run_probes(self._session, self._finder, self.data_tables, features)
 
     # ---------------------------------------------------------------- finding calls
 

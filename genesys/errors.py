@@ -36,6 +36,7 @@ PERMISSION_NAMES = {
     "architect:datatableRow:add": "Architect > Datatable Row > Add",
     "architect:datatableRow:edit": "Architect > Datatable Row > Edit",
     "architect:datatableRow:delete": "Architect > Datatable Row > Delete",
+    "directory:user:view": "Directory > User > View",
 }
 
 

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ANALYTICS_PERMISSION = "analytics:conversationDetail:view"
+# What Genesys most often asks of a users search (orgs differ; a 403 names its own).
+USERS_PERMISSION = "directory:user:view"
 # Shown as the agent of a call whose agent leg carries no name: found only in real time (not
 # yet in the index, which names agents), or read directly by its id.
 UNNAMED_AGENT = "an agent (not yet in Genesys' index)"
@@ -83,6 +85,7 @@ class CallFinder:
             lambda: queries.read_users(
                 self._session.call_json("POST", queries.USERS_SEARCH_PATH, body=search)
             ),
+            needs=USERS_PERMISSION,
         )
         found = [u for u in users if str(u.get("email", "")).lower() == email.lower()]
         if not found:

@@ -68,6 +68,7 @@ _ATTRIBUTES_PATH = re.compile(
 _TABLE_PATH = re.compile(r"^/api/v2/flows/datatables/([^/]+)$")
 _ROWS_PATH = re.compile(r"^/api/v2/flows/datatables/([^/]+)/rows$")
 _ROW_PATH = re.compile(r"^/api/v2/flows/datatables/([^/]+)/rows/([^/]+)$")
+USER_VIEW_PERMISSION = "directory:user:view"
 TABLE_VIEW_PERMISSION = "architect:datatableRow:view"
 TABLE_ADD_PERMISSION = "architect:datatableRow:add"
 TABLE_EDIT_PERMISSION = "architect:datatableRow:edit"
@@ -1344,6 +1345,8 @@ class FakeGenesys:
         return _Reply(200, dict(body))
 
     def _users_search(self, body: Any) -> _Reply:
+        if USER_VIEW_PERMISSION in self._denied:
+            return _missing_permission(USER_VIEW_PERMISSION)
         criteria = body.get("query") if isinstance(body, dict) else None
         if not isinstance(criteria, list) or not criteria:
             return _error(400, message="A users search needs a query.")
