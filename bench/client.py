@@ -9,6 +9,7 @@ SlackRequester's own code, so the fields and headers are the same) and sent by b
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from bench.botprocess import SIGNING_SECRET
 from bench.burst import Prepared
@@ -27,12 +28,13 @@ class _Capture(SlackRequester):
         content_type: str,
         timestamp: int | None = None,
         signature: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> SlackResponse:
         ts = int(time.time()) if timestamp is None else timestamp
         rest = self.events_url.split("://", 1)[1]
         authority, _, path = rest.partition("/")
         host, _, port = authority.partition(":")
-        headers = {
+        sent = {
             "Host": authority,
             "Content-Type": content_type,
             "Content-Length": str(len(body)),
@@ -40,8 +42,9 @@ class _Capture(SlackRequester):
             "X-Slack-Signature": self.sign(body, ts) if signature is None else signature,
             "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
             "Connection": "close",
+            **(headers or {}),
         }
-        head = f"POST /{path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        head = f"POST /{path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in sent.items())
         self.captured = Prepared(host, int(port or 80), (head + "\r\n").encode() + body)
         return SlackResponse(status=0, body="", headers={}, elapsed=0.0)
 

@@ -14,12 +14,13 @@ from datetime import UTC, datetime, timedelta
 from slack_bolt import App, BoltResponse, Respond
 from slack_sdk import WebClient
 
-from bot import actions, commands
+from bot import actions, commands, home
 from bot.authorisation import Authoriser
 from bot.blocking import BlockList
 from bot.calls import CallDirectory
 from bot.drops import DropWorkflow, lease_for
 from bot.health import Health
+from bot.home import HomeTab
 from bot.identity import BotIdentity, authorize_with
 from bot.policy import Policy
 from bot.publisher import SLACK_TIMEOUT, CardPublisher, slack_retries
@@ -184,6 +185,18 @@ def create_bot(
         policy=policy,
         now=now,
     )
+    health = Health(store=store, calls=calls, work=work, blocklist=blocklist, now=now)
+    home_tab = HomeTab(
+        client,
+        authoriser=authoriser,
+        health=health,
+        policy=policy,
+        blocklist=blocklist,
+        store=store,
+        identity=identity,
+        request_ttl=settings.request_ttl,
+        now=now,
+    )
     drops = DropWorkflow(
         store=store,
         calls=calls,
@@ -193,6 +206,7 @@ def create_bot(
         blocklist=blocklist,
         lease=lease_for(settings.genesys_config()) if lease is None else lease,
         now=now,
+        on_end=home_tab.request_ended,
     )
     services = Services(
         calls=calls,
@@ -201,7 +215,7 @@ def create_bot(
         policy=policy,
         publisher=publisher,
         work=work,
-        health=Health(store=store, calls=calls, work=work, blocklist=blocklist, now=now),
+        health=health,
         drops=drops,
         blocklist=blocklist,
         request_ttl=settings.request_ttl,
@@ -209,6 +223,7 @@ def create_bot(
     )
     commands.register(app, services)
     actions.register(app, services)
+    home.register(app, home_tab, work)
     app.error(_report_unexpected_error)
     sweeper = Sweeper(
         drops,

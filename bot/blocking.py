@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.calls import DataTables
-from bot.cards import escape
+from bot.cards import escape, slack_time
 from bot.domain import Block, BlockState, DropRequest, Outcome
 from bot.errors import BotError
 from bot.phone import display_number
@@ -249,17 +249,17 @@ class BlockList:
             )
         return lines
 
-    def listing(self) -> str:
-        """The active blocks, for `/drop-caller blocked`."""
+    def listing(self, limit: int = 50) -> str:
+        """The active blocks, for `/drop-caller blocked` and the Home tab (`limit` at most)."""
         if self.table_id is None:
             return "No block list is configured (DROP_CALLER_BLOCKLIST_TABLE)."
         blocks = self._store.active_blocks(self.table_id)
         if not blocks:
             return "No number is blocked by the bot right now."
         lines = [f"*Blocked numbers* ({len(blocks)}):"]
-        for block in blocks[:50]:
+        for block in blocks[:limit]:
             until = (
-                f"until {block.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+                f"until {slack_time(block.expires_at, date=True)}"
                 if block.expires_at
                 else "until unblocked"
             )
@@ -267,6 +267,8 @@ class BlockList:
             lines.append(
                 f"• {escape(display_number(block.number))}{why}, by <@{block.approved_by}>, {until}"
             )
+        if len(blocks) > limit:
+            lines.append(f"…and {len(blocks) - limit} more.")
         return "\n".join(lines)
 
     # ------------------------------------------------------------ internals

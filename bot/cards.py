@@ -126,7 +126,7 @@ def confirmation_card(
         intro = f":ghost: <@{request.requester_id}> asked about {about}, which is stuck."
     if request.dry_run:
         intro = f":test_tube: *Dry run*: nothing will really be disconnected.\n{intro}"
-    blocks: list[Block] = [_section(intro)]
+    blocks: list[Block] = [section(intro)]
     if request.reason:
         blocks.append(_reason(request.reason))
     buttons: list[Block] = []
@@ -147,7 +147,7 @@ def confirmation_card(
     buttons.append(_button(CANCEL_ACTION, "Cancel", request.id))
     blocks.append({"type": "actions", "block_id": f"drop_{request.id}", "elements": buttons})
     if stuck_without_button:
-        blocks.append(_context(TEARDOWN_OFF))
+        blocks.append(context(TEARDOWN_OFF))
     teardown = any(m.stuck is not None for m in request.candidates) and allow_teardown
     who = (
         f"Awaits a second supervisor: <@{request.requester_id}> cannot approve their own request."
@@ -160,7 +160,8 @@ def confirmation_card(
             else "."
         )
     )
-    blocks.append(_context(f"{who} Expires {_time(request.expires_at)}. Request `{request.id}`"))
+    expires = slack_time(request.expires_at)
+    blocks.append(context(f"{who} Expires {expires}. Request `{request.id}`"))
     awaiting = "a second supervisor's" if two_person or teardown else "a supervisor's"
     return fit(f"Drop {_plain(about)}? Awaiting {awaiting} confirmation.", SECTION_TEXT), blocks
 
@@ -175,7 +176,7 @@ def progress_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]
         request,
         now,
         f":hourglass_flowing_sand: {doing}, approved by <@{request.decided_by}> "
-        f"at {_time(request.decided_at)}…",
+        f"at {slack_time(request.decided_at)}…",
     )
 
 
@@ -183,7 +184,7 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
     """The final card: what happened, who approved it and when."""
     state = request.state
     detail = escape(_truncate(request.outcome_detail or "", DETAIL_TEXT))
-    approved = f"approved by <@{request.decided_by}> at {_time(request.decided_at)}"
+    approved = f"approved by <@{request.decided_by}> at {slack_time(request.decided_at)}"
     teardown = {
         Outcome.ENDED: f":white_check_mark: Conversation ended, {approved}. {detail}",
         Outcome.ALREADY_ENDED: f":information_source: Nothing to end: {detail} ({approved})",
@@ -205,23 +206,24 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
         )
     elif state == RequestState.CANCELLED:
         headline = (
-            f":no_entry_sign: Cancelled by <@{request.decided_by}> at {_time(request.decided_at)}."
+            f":no_entry_sign: Cancelled by <@{request.decided_by}> "
+            f"at {slack_time(request.decided_at)}."
         )
     elif state == RequestState.EXPIRED:
         headline = (
-            f":hourglass: Expired at {_time(request.expires_at)}: nothing was disconnected. "
+            f":hourglass: Expired at {slack_time(request.expires_at)}: nothing was disconnected. "
             "Run the command again if the caller still needs dropping."
         )
     elif state == RequestState.DONE and request.outcome == "disconnected":
         headline = (
             f":white_check_mark: Disconnected, approved by <@{request.decided_by}> "
-            f"at {_time(request.decided_at)}. {detail}"
+            f"at {slack_time(request.decided_at)}. {detail}"
         )
     elif state == RequestState.DONE and request.outcome == "dry_run":
         also = " The number would also have been blocked." if request.block else ""
         headline = (
             f":test_tube: Dry run: would disconnect {_chosen_number(request)}, "
-            f"approved by <@{request.decided_by}> at {_time(request.decided_at)}. "
+            f"approved by <@{request.decided_by}> at {slack_time(request.decided_at)}. "
             f"Nothing was sent to Genesys.{also}"
         )
     elif state == RequestState.DONE and request.outcome == "recovered_gone":
@@ -229,22 +231,22 @@ def outcome_card(request: DropRequest, now: datetime) -> tuple[str, list[Block]]
     elif state == RequestState.DONE and request.outcome == "already_gone":
         headline = (
             f":information_source: Nothing to disconnect: {detail} "
-            f"(approved by <@{request.decided_by}> at {_time(request.decided_at)})"
+            f"(approved by <@{request.decided_by}> at {slack_time(request.decided_at)})"
         )
     elif state == RequestState.DONE:
         headline = (
             f":warning: Disconnect requested, not yet confirmed. {detail} "
-            f"(approved by <@{request.decided_by}> at {_time(request.decided_at)})"
+            f"(approved by <@{request.decided_by}> at {slack_time(request.decided_at)})"
         )
     elif state == RequestState.FAILED and request.outcome == "unknown":
         headline = (
             f":warning: Outcome unknown. {detail} "
-            f"(approved by <@{request.decided_by}> at {_time(request.decided_at)})"
+            f"(approved by <@{request.decided_by}> at {slack_time(request.decided_at)})"
         )
     elif state == RequestState.FAILED:
         headline = (
             f":x: Not disconnected. {detail} "
-            f"(approved by <@{request.decided_by}> at {_time(request.decided_at)})"
+            f"(approved by <@{request.decided_by}> at {slack_time(request.decided_at)})"
         )
     else:
         return progress_card(request, now)
@@ -255,7 +257,7 @@ def _closed_card(request: DropRequest, now: datetime, headline: str) -> tuple[st
     about = subject(request)
     verb = "take" if request.target_kind == TargetKind.UNBLOCK else "drop"
     blocks: list[Block] = [
-        _section(f"<@{request.requester_id}> asked to {verb} {about}."),
+        section(f"<@{request.requester_id}> asked to {verb} {about}."),
     ]
     chosen = request.chosen
     shown = [chosen] if chosen is not None else list(request.candidates)
@@ -265,8 +267,8 @@ def _closed_card(request: DropRequest, now: datetime, headline: str) -> tuple[st
         _stuck_details(match, now, None) if match.stuck else _call_details(match, now, None)
         for match in shown
     )
-    blocks.append(_section(headline))
-    blocks.append(_context(f"Request `{request.id}`"))
+    blocks.append(section(headline))
+    blocks.append(context(f"Request `{request.id}`"))
     return fit(f"{verb.capitalize()} {_plain(about)}: {_plain(headline)}", SECTION_TEXT), blocks
 
 
@@ -293,7 +295,7 @@ def _stuck_details(match: CallMatch, now: datetime, position: int | None) -> Blo
     fields = [
         f"*{label}*\n`{escape(match.conversation_id)}`",
         "*Stuck*\nthe caller has left; "
-        + (f"left at {_time(stuck.caller_left_at)}" if stuck.caller_left_at else "no caller"),
+        + (f"left at {slack_time(stuck.caller_left_at)}" if stuck.caller_left_at else "no caller"),
         f"*Still connected*\n{still or 'nobody'}",
         f"*Open for*\n{_connected_for(stuck.opened_at, now)}",
     ]
@@ -397,7 +399,7 @@ def unblock_card(
     """The card that asks a supervisor to take a number off the block list."""
     number = escape(display_number(request.number))
     blocks: list[Block] = [
-        _section(f":unlock: <@{request.requester_id}> asked to unblock *{number}*.")
+        section(f":unlock: <@{request.requester_id}> asked to unblock *{number}*.")
     ]
     if request.reason:
         blocks.append(_reason(request.reason))
@@ -411,12 +413,13 @@ def unblock_card(
         if two_person
         else "Only supervisors can confirm."
     )
-    blocks.append(_context(f"{who} Expires {_time(request.expires_at)}. Request `{request.id}`"))
+    expires = slack_time(request.expires_at)
+    blocks.append(context(f"{who} Expires {expires}. Request `{request.id}`"))
     return fit(f"Unblock {_plain(number)}? Awaiting confirmation.", SECTION_TEXT), blocks
 
 
 def _reason(reason: str) -> Block:
-    return _context(f"*Reason:* {escape(_truncate(reason, 200))}")
+    return context(f"*Reason:* {escape(_truncate(reason, 200))}")
 
 
 def _connected_for(connected_at: datetime | None, now: datetime) -> str:
@@ -431,10 +434,10 @@ def _connected_for(connected_at: datetime | None, now: datetime) -> str:
         length = f"{minutes} min {secs:02d} s"
     else:
         length = f"{secs} s"
-    return f"{length} (since {_time(connected_at)})"
+    return f"{length} (since {slack_time(connected_at)})"
 
 
-def _time(moment: datetime | None, *, date: bool = False) -> str:
+def slack_time(moment: datetime | None, *, date: bool = False) -> str:
     """A moment in Slack's date formatting: each reader sees their own local time; clients
     that cannot show it fall back to UTC."""
     if moment is None:
@@ -451,7 +454,7 @@ def _time(moment: datetime | None, *, date: bool = False) -> str:
     return f"<!date^{int(utc.timestamp())}^{tokens}|{fallback} UTC>"
 
 
-def _section(text: str) -> Block:
+def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": fit(text, SECTION_TEXT)}}
 
 
@@ -462,7 +465,7 @@ def _fields(texts: list[str]) -> Block:
     }
 
 
-def _context(text: str) -> Block:
+def context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": fit(text, CONTEXT_TEXT)}]}
 
 
@@ -544,7 +547,7 @@ def audit_line(request: DropRequest) -> str:
     number = subject(request)
     chosen = request.chosen
     call = f" on call `{escape(chosen.conversation_id)}`" if chosen else ""
-    when = _time(request.decided_at or request.expires_at, date=True)
+    when = slack_time(request.decided_at or request.expires_at, date=True)
     outcome = {
         RequestState.CANCELLED: "cancelled",
         RequestState.EXPIRED: "expired, nothing dropped",
@@ -567,7 +570,7 @@ def requester_notice(request: DropRequest) -> str | None:
     if request.state == RequestState.EXPIRED:
         return (
             f":hourglass: Nobody approved {about} before it expired at "
-            f"{_time(request.expires_at)}. Nothing was done; run the command again if it is "
+            f"{slack_time(request.expires_at)}. Nothing was done; run the command again if it is "
             "still needed."
         )
     if request.decided_by is None or request.decided_by == request.requester_id:

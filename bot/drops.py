@@ -113,7 +113,9 @@ class DropWorkflow:
         blocklist: BlockList,
         lease: timedelta,
         now: Callable[[], datetime],
+        on_end: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_end = on_end
         self._blocklist = blocklist
         self._lease = lease
         self._store = store
@@ -448,8 +450,8 @@ class DropWorkflow:
         self, request: DropRequest, click: Click | None = None, *, decided_here: bool = True
     ) -> None:
         """The end of every path: the card shows the recorded state; then, from the caller
-        that made the change (`decided_here`), the audit line and a private word to the
-        requester when someone else decided or the request expired.
+        that made the change (`decided_here`), `on_end`, the audit line and a private word to
+        the requester when someone else decided or the request expired.
 
         If the card cannot be updated after a click, the clicker is told the outcome.
         """
@@ -459,6 +461,7 @@ class DropWorkflow:
             logger.warning("Could not update the card of request %s: %s", request.id, shown.error)
             self.tell(click, outcome_card(request, self._now())[0])
         if decided_here:
+            self._on_end()  # the Home tab (bot.home), refreshed in the background
             self._publisher.audit(request)
             notice = requester_notice(request)
             if notice is not None:

@@ -29,6 +29,8 @@ class BotIdentity:
         self.team_id: str | None = None
         self.user_id: str | None = None
         self.bot_id: str | None = None
+        # The workspace's address (https://<name>.slack.com/), for links to messages.
+        self.url: str | None = None
 
     def refresh(self) -> bool:
         """Ask Slack who the bot is; True once it has answered."""
@@ -44,6 +46,7 @@ class BotIdentity:
         self.team_id = answer.get("team_id")
         self.user_id = answer.get("user_id")
         self.bot_id = answer.get("bot_id")
+        self.url = answer.get("url")
         logger.info("Connected to Slack workspace %s as %s", self.team_id, self.user_id)
         return True
 

@@ -634,6 +634,20 @@ class RequestStore:
         return _request_from_rows(row._mapping, [c._mapping for c in candidates])
 
     @_unavailable_as_error
+    def recent(self, limit: int = 10) -> list[DropRequest]:
+        """The newest requests, newest first (for the Home tab)."""
+        with self._engine.connect() as connection:
+            ids = list(
+                connection.execute(
+                    sa.select(drop_requests.c.id)
+                    .order_by(drop_requests.c.created_at.desc(), drop_requests.c.id)
+                    .limit(limit)
+                ).scalars()
+            )
+        found = self.get_many(ids)
+        return [found[request_id] for request_id in ids if request_id in found]
+
+    @_unavailable_as_error
     def events(self, request_id: str) -> list[dict[str, Any]]:
         """The audit events of one request, oldest first."""
         with self._engine.connect() as connection:

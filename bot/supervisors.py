@@ -51,6 +51,16 @@ class SupervisorDirectory:
         self._stop = threading.Event()
 
     @property
+    def user_ids(self) -> frozenset[str]:
+        """The supervisors listed by user ID."""
+        return self._user_ids
+
+    @property
+    def group_ids(self) -> tuple[str, ...]:
+        """The user groups whose members are supervisors."""
+        return self._group_ids
+
+    @property
     def configured(self) -> bool:
         """True when at least one user ID or group is configured."""
         return bool(self._user_ids or self._group_ids)

@@ -36,6 +36,33 @@ class SlackResponse:
         return json.loads(self.body)
 
 
+def event_callback(
+    team_id: str, event: dict[str, Any], event_id: str | None = None
+) -> dict[str, Any]:
+    """The Events API envelope Slack wraps an event in (over HTTP and Socket Mode alike)."""
+    return {
+        "token": _VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "api_app_id": _API_APP_ID,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": team_id, "user_id": "UBOT", "is_bot": True}],
+    }
+
+
+def app_home_opened(user_id: str, tab: str = "home") -> dict[str, Any]:
+    """The ``app_home_opened`` event of ``user_id`` opening the app's ``tab``."""
+    return {
+        "type": "app_home_opened",
+        "user": user_id,
+        "channel": f"D{user_id[1:]}",
+        "tab": tab,
+        "event_ts": f"{time.time():.6f}",
+    }
+
+
 def _trigger_id() -> str:
     return f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
 
@@ -69,14 +96,17 @@ class SlackRequester:
         content_type: str,
         timestamp: int | None = None,
         signature: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> SlackResponse:
-        """POST ``body`` as is; ``timestamp`` defaults to now, ``signature=None`` signs it."""
+        """POST ``body`` as is; ``timestamp`` defaults to now, ``signature=None`` signs it;
+        ``headers`` are added (``X-Slack-Retry-Num``, say)."""
         ts = int(time.time()) if timestamp is None else timestamp
         headers = {
             "Content-Type": content_type,
             "X-Slack-Request-Timestamp": str(ts),
             "X-Slack-Signature": self.sign(body, ts) if signature is None else signature,
             "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+            **(headers or {}),
         }
         request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
             self.events_url, data=body, headers=headers, method="POST"
@@ -109,6 +139,28 @@ class SlackRequester:
             content_type="application/x-www-form-urlencoded",
             timestamp=timestamp,
         )
+
+    def event(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+    ) -> SlackResponse:
+        """An Events API ``event_callback`` carrying ``event``; with ``retry_num``, sent as
+        Slack sends a retry (``X-Slack-Retry-Num``, ``X-Slack-Retry-Reason``)."""
+        body = event_callback(self.team_id, event, event_id)
+        retry = (
+            {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+            if retry_num is not None
+            else None
+        )
+        return self.post(json.dumps(body).encode(), content_type="application/json", headers=retry)
+
+    def url_verification(self, challenge: str) -> SlackResponse:
+        """The request Slack sends when an admin saves the Events request URL."""
+        body = {"token": _VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}
+        return self.post(json.dumps(body).encode(), content_type="application/json")
 
     def command(
         self,

@@ -61,6 +61,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs, urlsplit
 
 from sandbox import block_kit
+from sandbox.slack_requests import event_callback
 
 T = TypeVar("T")
 
@@ -588,6 +589,28 @@ class FakeSlack:
         return self.send_socket_envelope(
             "interactive", payload, accepts_response_payload=accepts_response_payload
         )
+
+    def send_socket_event(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_attempt: int | None = None,
+    ) -> str:
+        """Push an ``events_api`` envelope carrying ``event``; with ``retry_attempt``, as Slack
+        resends an event it got no ack for. Returns the envelope id."""
+        payload = event_callback(self.team_id, event, event_id)
+        envelope_id = str(uuid.uuid4())
+        message: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": "events_api",
+            "accepts_response_payload": False,
+        }
+        if retry_attempt is not None:
+            message |= {"retry_attempt": retry_attempt, "retry_reason": "timeout"}
+        self.send_socket_message(message)
+        return envelope_id
 
     def send_socket_envelope(
         self, envelope_type: str, payload: dict[str, Any], *, accepts_response_payload: bool

@@ -258,7 +258,8 @@ def test_a_slow_but_live_instance_is_never_overtaken(
         assert _kinds(bot, request.id) == ["requested", "approved", "outcome"]
         assert "late" not in bot.store.events(request.id)[-1]["detail"]
         assert not [r for r in caplog.records if "Recovered interrupted" in r.getMessage()]
-        assert "Disconnected" in card_text(bot.slack.message(CHANNEL, card.ts))
+        # The card follows the record.
+        bot.slack.wait_for(lambda: "Disconnected" in card_text(bot.slack.message(CHANNEL, card.ts)))
 
 
 # ------------------------------------------------------------------------ the requester
