@@ -7,6 +7,7 @@ link (`<https://…|…>`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -62,24 +63,24 @@ _LEG_NAMES = {
 }
 
 
-# Slack's mrkdwn markers, each swapped for a character that looks the same and means
-# nothing to Slack, so a name such as "*VIP* queue" shows as typed instead of in bold.
-_LOOK_ALIKES = str.maketrans(
-    {
-        "*": "\u2217",  # asterisk operator
-        "_": "\u02cd",  # modifier letter low macron
-        "~": "\u223c",  # tilde operator
-        "`": "\u02cb",  # modifier letter grave accent
-    }
-)
+# Slack's mrkdwn markers, swapped for characters that look the same and mean nothing to Slack,
+# so that a name such as "*VIP* queue" shows as typed instead of in bold. `*`, `_` and `~`
+# format only at a word's edge, so those inside a word ("service_unavailable", an email's
+# "jane_doe") stay as they are; a backtick is always swapped.
+_LOOK_ALIKES = {
+    "*": "\u2217",  # asterisk operator
+    "_": "\u02cd",  # modifier letter low macron
+    "~": "\u223c",  # tilde operator
+    "`": "\u02cb",  # modifier letter grave accent
+}
+_MARKER = re.compile(r"`|(?<![^\W_])[*_~]|[*_~](?![^\W_])")
 
 
 def escape(text: str) -> str:
     """Make text safe to place in Slack mrkdwn: no mentions, links or markup tricks, and no
     bold, italics, strike-through or code from `*`, `_`, `~` and backticks."""
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").translate(_LOOK_ALIKES)
-    )
+    entities = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKER.sub(lambda marker: _LOOK_ALIKES[marker.group()], entities)
 
 
 def disconnect_action_id(position: int) -> str:
