@@ -119,19 +119,20 @@ def serve_socket_mode(bot: Bot, app_token: str, *, health_port: int | None = Non
     Slack being unreachable at start is retried (the bot keeps trying to connect); a token
     Slack refuses raises `AppTokenRejected`.
     """
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_sdk.errors import SlackApiError
+
+    from bot.socket_mode import SocketModeConnection
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    handler = SocketModeHandler(bot.app, app_token)
-    bot.services.health.slack_connected = lambda: bool(handler.client.is_connected())
+    handler = SocketModeConnection(bot.app, app_token)
+    bot.services.health.slack_connected = lambda: handler.connected
     health_server = _serve_health(bot, health_port)
     delay = 1.0
     while not stop.is_set():
         try:
-            handler.connect()  # type: ignore[no-untyped-call]
+            handler.connect()
             break
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
@@ -149,7 +150,8 @@ def serve_socket_mode(bot: Bot, app_token: str, *, health_port: int | None = Non
         logger.info("Connected to Slack over Socket Mode")
         stop.wait()
         logger.info("Stopping: no new requests; finishing those in progress")
-        handler.close()  # type: ignore[no-untyped-call]
+        if not handler.close_within():
+            logger.warning("Slack did not answer the close frame; stopping anyway")
         bot.stop_background()
         if not bot.finish_work(timeout=DRAIN_SECONDS):
             logger.error(

@@ -264,6 +264,9 @@ class _WebSocket:
         # The HTTP server's buffered reader: it may already hold bytes sent after the handshake.
         self._reader = reader
         self._send_lock = threading.Lock()
+        #: How the server is ending this connection without a close frame, if it is:
+        #: "fin" (the TCP connection simply ends) or "reset" (a TCP RST).
+        self.abort: str | None = None
 
     @staticmethod
     def accept_key(key: str) -> str:
@@ -305,6 +308,25 @@ class _WebSocket:
             self.send(self.CLOSE, struct.pack("!H", code) + reason.encode())
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
+
+    def end(self, *, reset: bool) -> None:
+        """End the connection with no close frame: a FIN both ways, as a proxy dropping an
+        idle connection does; or with `reset`, an RST. (For the RST the socket is made to
+        linger 0 and its reader woken; the reader closes it, see `_serve_socket`.)"""
+        self.abort = "reset" if reset else "fin"
+        with contextlib.suppress(OSError):
+            if reset:
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self._sock.shutdown(socket.SHUT_RD)
+            else:
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+    def close_now(self) -> None:
+        """Close the reader and the socket (after `end(reset=True)`: sends the RST)."""
+        with contextlib.suppress(OSError, ValueError):
+            self._reader.close()
+        with contextlib.suppress(OSError):
+            self._sock.close()
 
     def _read(self, size: int) -> bytes:
         try:
@@ -650,6 +672,17 @@ class FakeSlack:
             self._socket_changed.notify_all()
         for ws in sockets:
             ws.close(code, reason)
+        return len(sockets)
+
+    def end_socket_connections(self, *, reset: bool = False) -> int:
+        """End every open Socket Mode connection WITHOUT a close frame: the TCP connection
+        just ends (an edge process dying, a proxy dropping an idle connection), or with
+        `reset`, is reset. Returns how many were open."""
+        with self._socket_changed:
+            sockets, self._sockets = self._sockets, []
+            self._socket_changed.notify_all()
+        for ws in sockets:
+            ws.end(reset=reset)
         return len(sockets)
 
     def wait_for_socket_connection(self, timeout: float = 5.0) -> None:
@@ -1105,11 +1138,13 @@ class FakeSlack:
                     ws.close(1003, f"unsupported opcode {opcode:#x}")
                     return
         except _WebSocketClosed as exc:
-            if exc.code is not None:
+            if exc.code is not None and ws.abort is None:
                 ws.close(exc.code, str(exc))
         except OSError:
             pass  # the socket was shut down under us (close_socket_connections, stop)
         finally:
+            if ws.abort == "reset":
+                ws.close_now()
             with self._socket_changed:
                 if ws in self._sockets:
                     self._sockets.remove(ws)

@@ -30,7 +30,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from sandbox.genesys_simulator import FakeGenesys
-from sandbox.slack_requests import SlackRequester
+from sandbox.slack_requests import SlackRequester, app_home_opened
 from sandbox.slack_simulator import FakeSlack
 from tests.harness import (
     CHANNEL,
@@ -336,6 +336,115 @@ def test_socket_mode_health_reflects_the_slack_connection(
     assert status == 503, report
     assert report["slack"] == "disconnected"
     assert bot.stop(signal.SIGTERM) == 0
+
+
+def test_the_home_tab_over_socket_mode_and_a_retried_event(
+    socket_bot: Callable[[str], BotProcess], slack: FakeSlack
+) -> None:
+    """app_home_opened over the socket publishes the Home tab; Slack's retry of the same
+    event (retry_attempt) is acknowledged and publishes nothing more."""
+    bot = socket_bot(slack.app_token)
+    _wait_until_connected(bot, slack)
+
+    first = slack.send_socket_event(app_home_opened(SUPERVISOR), event_id="Ev0001")
+    slack.wait_for(lambda: slack.home_views(SUPERVISOR), timeout=10)
+    retry = slack.send_socket_event(app_home_opened(SUPERVISOR), event_id="Ev0001", retry_attempt=1)
+
+    assert slack.wait_for(lambda: slack.socket_ack(first), timeout=ACK_TIMEOUT)
+    assert slack.wait_for(lambda: slack.socket_ack(retry), timeout=ACK_TIMEOUT)
+    time.sleep(0.5)
+    assert len(slack.calls_to("views.publish")) == 1
+    assert "Health" in json.dumps(slack.home_views(SUPERVISOR)[0])
+    assert bot.stop(signal.SIGTERM) == 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _healthy(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _health(url)[0] == 200:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _first_503(url: str, timeout: float) -> float | None:
+    """Seconds until /healthz first answers 503, or None within `timeout`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if _health(url)[0] == 503:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    return None
+
+
+def _acks_a_command(slack: FakeSlack) -> bool:
+    envelope = slack.send_socket_command("status", user_id=SUPERVISOR, channel_id=CHANNEL)
+    return bool(slack.wait_for(lambda: slack.socket_ack(envelope), timeout=ACK_TIMEOUT))
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["no-close-frame", "reset"])
+def test_a_connection_that_simply_ends_is_noticed_at_once(
+    socket_bot: Callable[[str], BotProcess], slack: FakeSlack, reset: bool
+) -> None:
+    """Slack's side ends the TCP connection with no WebSocket close frame (or resets it):
+    /healthz says 503 within a few seconds, a new connection is open within 20 s, and the bot
+    does not spin meanwhile. (Slack refuses the first new connection, so that the gap is
+    long enough to see.)"""
+    bot = socket_bot(slack.app_token)
+    _wait_until_connected(bot, slack)
+    url = f"http://127.0.0.1:{bot.port}/healthz"
+    assert _healthy(url, 10)
+    connections = slack.socket_connections
+    # The first reconnection fails (with the client's own two retries of a 503).
+    slack.fail_next("apps.connections.open", "internal_error", times=3, status=503)
+    cpu_before, started = _cpu_seconds(bot.process.pid), time.monotonic()
+
+    assert slack.end_socket_connections(reset=reset) == 1
+
+    noticed = _first_503(url, 5)
+    assert noticed is not None, bot.output
+    assert noticed < 3
+    slack.wait_for(lambda: slack.socket_connections > connections, timeout=20)
+    reconnected = time.monotonic() - started
+    assert reconnected < 20
+    assert _healthy(url, 5)
+    cpu = (_cpu_seconds(bot.process.pid) - cpu_before) / (time.monotonic() - started)
+    assert cpu < 0.25, f"{cpu:.0%} of a core while reconnecting"
+    assert _acks_a_command(slack)
+    # One open connection, and no more apps.connections.open calls than the retries asked.
+    assert slack.open_socket_connections == 1
+    assert len(slack.calls_to("apps.connections.open")) <= 1 + 3 + 2
+    assert bot.stop(signal.SIGTERM) == 0
+    print(f"503 after {noticed:.2f} s, reconnected after {reconnected:.1f} s, CPU {cpu:.1%}")
+
+
+def test_slacks_disconnect_message_moves_to_a_new_connection(
+    socket_bot: Callable[[str], BotProcess], slack: FakeSlack
+) -> None:
+    """Slack asks the app to reconnect (`disconnect`, as before a server restart): the bot
+    opens a new connection, closes the old one, and answers on the new one."""
+    bot = socket_bot(slack.app_token)
+    _wait_until_connected(bot, slack)
+    connections = slack.socket_connections
+    opened = len(slack.calls_to("apps.connections.open"))
+    started = time.monotonic()
+
+    slack.send_socket_message({"type": "disconnect", "reason": "refresh_requested"})
+
+    slack.wait_for(lambda: slack.socket_connections > connections, timeout=20)
+    slack.wait_for(lambda: slack.open_socket_connections == 1, timeout=20)
+    took = time.monotonic() - started
+    assert _acks_a_command(slack)
+    assert len(slack.calls_to("apps.connections.open")) - opened <= 2
+    assert bot.stop(signal.SIGTERM) == 0
+    print(f"new connection after {took:.1f} s")
 
 
 def _free_port() -> int:
